@@ -1,0 +1,4 @@
+from vocals2song.cli import main
+
+if __name__ == "__main__":
+    main()

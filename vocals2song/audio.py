@@ -1,0 +1,150 @@
+"""Audio in and out: loading, mono mix-down, resampling, STFT and its inverse, Griffin-Lim, SNR.
+
+Waveforms are lower case: ``y`` is ``(nb_samples,)`` mono or ``(nb_samples, nb_channels)``.
+Spectrograms are capitals: ``Z`` is complex ``(nb_bins, nb_frames)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vocals2song.errors import Vocals2SongError
+from vocals2song.files import atomic_path
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".m4a", ".mp4")
+
+
+def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 ``(nb_samples, nb_channels)`` and its sample rate.
+
+    soundfile reads WAV/FLAC/OGG/MP3 losslessly and fast; anything else goes through ffmpeg
+    (stempeg). Raises Vocals2SongError for missing, unreadable, empty or non-finite audio.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise Vocals2SongError("no such file", path)
+    try:
+        y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc_sf:  # noqa: BLE001 - soundfile raises several types
+        if path.suffix.lower() not in (".mp4", ".m4a", ".aac", ".mp3"):
+            raise Vocals2SongError(f"cannot read audio ({_first_line(exc_sf)}); is it a WAV/FLAC/MP3 file?",
+                                   path) from exc_sf
+        y, sr = _load_with_ffmpeg(path)
+    return check_audio(y, path), int(sr)
+
+
+def _load_with_ffmpeg(path: Path, stem_id: int | None = None) -> tuple[np.ndarray, int]:
+    import stempeg
+
+    try:
+        y, sr = stempeg.read_stems(str(path), stem_id=stem_id, dtype=np.float32)
+    except Exception as exc:  # noqa: BLE001 - ffmpeg errors come in many types
+        raise Vocals2SongError(f"ffmpeg cannot decode it ({_first_line(exc)})", path) from exc
+    return np.asarray(y, dtype=np.float32), int(sr)
+
+
+def load_stems(path: str | os.PathLike, stem_ids: list[int]) -> tuple[list[np.ndarray], int]:
+    """Read streams of a ``.stem.mp4`` (MUSDB18): a list of ``(nb_samples, nb_channels)`` float32."""
+    y, sr = _load_with_ffmpeg(Path(path))
+    if y.ndim != 3 or y.shape[0] <= max(stem_ids):
+        raise Vocals2SongError(f"expected a stem file with {max(stem_ids) + 1}+ streams, found "
+                               f"{1 if y.ndim < 3 else y.shape[0]}", path)
+    return [check_audio(y[i], path) for i in stem_ids], sr
+
+
+def check_audio(y: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    if y.size == 0:
+        raise Vocals2SongError("the audio is empty", path)
+    if not np.isfinite(y).all():
+        raise Vocals2SongError("the audio contains NaN or infinite samples; repair or re-export it", path)
+    return y
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """``(nb_samples, nb_channels)`` -> ``(nb_samples,)``: the mean of the channels."""
+    return y if y.ndim == 1 else y.mean(axis=1, dtype=np.float32)
+
+
+def resample(y: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Resample along the first axis (soxr, high quality); a no-op when the rates match."""
+    if sr_from == sr_to:
+        return y
+    import librosa
+
+    return librosa.resample(y, orig_sr=sr_from, target_sr=sr_to, res_type="soxr_hq", axis=0).astype(np.float32)
+
+
+def stft(y: np.ndarray, n_fft: int, hop: int, win: int, window: str = "hann") -> np.ndarray:
+    """``(nb_samples,)`` -> complex ``(nb_bins, nb_frames)``, librosa with ``center=True``, zero padding."""
+    import librosa
+
+    return librosa.stft(y, n_fft=n_fft, hop_length=hop, win_length=win, window=window, center=True,
+                        pad_mode="constant")
+
+
+def istft(Z: np.ndarray, hop: int, win: int, window: str = "hann", length: int | None = None) -> np.ndarray:
+    """Inverse of `stft`: complex ``(nb_bins, nb_frames)`` -> ``(length,)``."""
+    import librosa
+
+    n_fft = 2 * (Z.shape[0] - 1)
+    return librosa.istft(Z, hop_length=hop, win_length=win, n_fft=n_fft, window=window, center=True,
+                         length=length)
+
+
+def griffinlim(S: np.ndarray, hop: int, win: int, window: str = "hann", iters: int = 32,
+               phase: np.ndarray | None = None, length: int | None = None, momentum: float = 0.99) -> np.ndarray:
+    """Fast Griffin-Lim (Perraudin et al. 2013) from magnitudes ``S`` ``(nb_bins, nb_frames)``.
+
+    Unlike `librosa.griffinlim`, it starts from a given ``phase`` (radians) when there is one, so a
+    stored or predicted phase is refined instead of thrown away. Returns ``(length,)``.
+    """
+    n_fft = 2 * (S.shape[0] - 1)
+    if phase is None:
+        angles = np.exp(2j * np.pi * np.random.default_rng(0).random(S.shape))
+    else:
+        angles = np.exp(1j * phase)
+    # Frames for the inverse must cover the same span as the forward STFT.
+    nb_samples = length if length is not None else hop * (S.shape[1] - 1)
+    rebuilt = np.zeros_like(angles)
+    for _ in range(iters):
+        y = istft(S * angles, hop, win, window, length=nb_samples)
+        previous = rebuilt
+        rebuilt = stft(y, n_fft, hop, win, window)[:, : S.shape[1]]
+        angles = rebuilt - (momentum / (1 + momentum)) * previous
+        angles /= np.abs(angles) + 1e-16
+    return istft(S * angles, hop, win, window, length=nb_samples)
+
+
+def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Signal-to-noise ratio of ``estimate`` against ``reference`` in dB (inf when identical)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    error = reference - np.asarray(estimate, dtype=np.float64)
+    noise = float(np.sum(error**2))
+    signal = float(np.sum(reference**2))
+    if noise == 0.0:
+        return float("inf")
+    return 10.0 * np.log10(max(signal, 1e-300) / noise)
+
+
+def rms_db(y: np.ndarray) -> float:
+    """RMS level in dBFS (-inf for digital silence)."""
+    power = float(np.mean(np.square(y, dtype=np.float64))) if y.size else 0.0
+    return 10.0 * np.log10(power) if power > 0 else float("-inf")
+
+
+def write_wav(path: str | os.PathLike, y: np.ndarray, sr: int) -> None:
+    """Write 32-bit float WAV atomically (float keeps the codec's fidelity; no clipping)."""
+    import soundfile as sf
+
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.asarray(y, dtype=np.float32), sr, subtype="FLOAT", format="WAV")

@@ -1,0 +1,173 @@
+"""The `vocals2song` command line: a thin layer over plain functions.
+
+Heavy libraries (librosa, musdb, TensorFlow) are imported inside the commands, so `--help` is instant.
+Errors become one line, ``Error: <path>: <what is wrong>``; exit 1 when some inputs of a batch failed,
+2 for usage errors; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import click
+
+from vocals2song import __version__
+from vocals2song.config import CONTAINERS, FORMATS, TAILS, TARGETS, CodecConfig, DatasetConfig, replace_given
+from vocals2song.errors import Vocals2SongError
+
+# Options are defined once and shared by every command that takes them. Defaults live in config.py:
+# an option left out is None and leaves the dataclass default alone.
+OPT_DEBUG = click.option("--debug", is_flag=True, default=False, help="Show tracebacks for errors.")
+OPT_FORMAT = click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+                          help="Image format: rgb8 (default), rgba8, tiff16, png16 or float32.")
+OPT_SR = click.option("--sr", type=click.IntRange(min=1), default=None, help="Sample rate in Hz (default 44100).")
+OPT_N_FFT = click.option("--n-fft", type=click.IntRange(min=16), default=None, help="FFT size (default 1024).")
+OPT_HOP = click.option("--hop", type=click.IntRange(min=1), default=None, help="Hop in samples (default 256).")
+
+
+def _progress(label: str):
+    def make(total: int):
+        return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True,
+                                 item_show_func=lambda item: item[:40] if item else None)
+    return make
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+@contextlib.contextmanager
+def _errors(debug: bool):
+    """Turn exceptions into one-line errors and exit codes (2: usage, 1: failure)."""
+    try:
+        yield
+    except Vocals2SongError as exc:
+        if debug:
+            raise
+        _fail(str(exc), 2 if exc.usage else 1)
+    except KeyboardInterrupt:
+        _fail("interrupted; rerun the same command to resume", 130)
+    except Exception as exc:  # noqa: BLE001 - anything unexpected still gets one line
+        if debug:
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1)
+
+
+def _report_failures(failures: list[tuple[str, str | None]], debug: bool, total: int, what: str) -> None:
+    for message, trace in failures:
+        if debug and trace:
+            click.echo(trace, err=True)
+        click.echo(f"Error: {message}", err=True)
+    if failures:
+        click.echo(f"{len(failures)} of {total} {what} failed; the others were written.", err=True)
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="vocals2song")
+def cli() -> None:
+    """Make a whole song around a singer's vocals: pix2pix on spectrogram images.
+
+    \b
+    sound2image  encode paired stems (MUSDB18-HQ, ...) as spectrogram images
+    image2sound  decode images back to WAV
+    """
+
+
+@cli.command("sound2image")
+@click.argument("source", type=click.Path(path_type=str))
+@click.argument("out", type=click.Path(file_okay=False, path_type=str))
+@OPT_FORMAT
+@click.option("--container", type=click.Choice(sorted({c for cs in CONTAINERS.values() for c in cs})), default=None,
+              help="File type; rgb8 also takes bmp (the seed project's). Default: png, or tiff for tiff16/float32.")
+@click.option("--segment", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Segment length in seconds (default 15).")
+@OPT_SR
+@OPT_N_FFT
+@OPT_HOP
+@click.option("--range-db", type=click.FloatRange(min=1), default=None,
+              help="Magnitude range in dB (default: 100 for 8-bit, 120 for 16-bit, 300 for float32).")
+@click.option("--target", type=click.Choice(TARGETS), default=None,
+              help="What the vocals are paired with (default mixture; accompaniment = drums + bass + other).")
+@click.option("--subsets", default=None, help="MUSDB subsets to encode, comma-separated (default train,test).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel processes (default: CPU count).")
+@click.option("--tail", type=click.Choice(TAILS), default=None,
+              help="A last segment shorter than --segment: zero-pad it (default) or drop it.")
+@click.option("--min-vocals-db", type=float, default=None,
+              help="Skip segments whose vocals RMS is below this many dBFS (default -60).")
+@OPT_DEBUG
+def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_db, target, subsets, workers, tail,
+                    min_vocals_db, debug):
+    """Encode the vocals and mixture stems of SOURCE as spectrogram images in OUT.
+
+    SOURCE is a MUSDB18-HQ root (train/, test/ of track folders), a MUSDB18 root of .stem.mp4 files, a
+    folder of track folders, one track folder (vocals.wav, mixture.wav, ...), one .stem.mp4, or one audio
+    file (encoded alone). Tracks are cut into segments; each becomes one image per stem under
+    OUT/{train,valid,test}/{vocals,mixture}/, and OUT/dataset.json lists them. musdb's validation tracks
+    go to valid/. A rerun skips what is complete, so an interrupted run resumes.
+
+    \b
+    Examples:
+      vocals2song sound2image ~/data/musdb18hq datasets/musdb
+      vocals2song sound2image ~/data/musdb18hq datasets/musdb16 --format png16 --workers 8
+      vocals2song sound2image ~/data/musdb18hq datasets/acc --target accompaniment --subsets train
+      vocals2song sound2image my_song/vocals.wav datasets/mine
+    """
+    from vocals2song.sound2image import describe, sound2image
+
+    with _errors(debug):
+        subset_tuple = None if subsets is None else tuple(s.strip() for s in subsets.split(",") if s.strip())
+        codec_cfg = replace_given(CodecConfig(), format=fmt, container=container, sr=sr, n_fft=n_fft, hop=hop,
+                                  range_db=range_db)
+        data_cfg = replace_given(DatasetConfig(), segment=segment, target=target, subsets=subset_tuple,
+                                 workers=workers, tail=tail, min_vocals_db=min_vocals_db)
+        summary = sound2image(source, out, codec_cfg, data_cfg, progress=_progress("Encoding tracks"))
+        click.echo(f"{out}: {describe(summary)}")
+        _report_failures([(r.error, r.traceback) for r in summary.failed], debug,
+                         len(summary.done) + len(summary.failed), "tracks")
+
+
+@cli.command("image2sound")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str), metavar="IMAGE_OR_DIR...")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Folder for the WAV files (folders of images keep their layout).")
+@click.option("--phase", type=click.Choice(["image", "griffinlim"]), default="image", show_default=True,
+              help="Use the stored phase, or Griffin-Lim on the magnitude (started from the stored phase).")
+@click.option("--iters", type=click.IntRange(min=1), default=32, show_default=True, help="Griffin-Lim iterations.")
+@OPT_FORMAT
+@OPT_SR
+@OPT_N_FFT
+@OPT_HOP
+@OPT_DEBUG
+def image2sound_cmd(inputs, out, phase, iters, fmt, sr, n_fft, hop, debug):
+    """Decode spectrogram images back to 32-bit float WAV with the inverse STFT.
+
+    Each image carries its own decoding parameters. --format, --sr, --n-fft and --hop are needed only for
+    images without vocals2song metadata (they assume the format-version-1 scale).
+
+    \b
+    Examples:
+      vocals2song image2sound datasets/musdb/test --out listen/
+      vocals2song image2sound song__000.png --out listen/ --phase griffinlim --iters 64
+    """
+    from vocals2song.image2sound import image2sound
+
+    with _errors(debug):
+        fallback = None
+        if None not in (fmt, sr, n_fft, hop):
+            fallback = replace_given(CodecConfig(), format=fmt, sr=sr, n_fft=n_fft, hop=hop)
+        written, failures = image2sound(list(inputs), out, phase, iters, fallback,
+                                        progress=_progress("Decoding images"))
+        click.echo(f"{out}: wrote {len(written)} WAV files")
+        _report_failures([(f.error, f.traceback) for f in failures], debug, len(written) + len(failures), "images")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console entry point; tests call it with ``args``."""
+    cli.main(args=args, prog_name="vocals2song")
+
+
+if __name__ == "__main__":
+    main()

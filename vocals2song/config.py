@@ -1,0 +1,71 @@
+"""Every default in one place. CLI options replace a field only when given."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+
+#: Image formats of format version 1 (see SPEC.md, "The image").
+FORMATS = ("rgb8", "rgba8", "tiff16", "png16", "float32")
+#: Magnitude range in dB by format: a narrower range clips quiet bins and caps fidelity.
+RANGE_DB = {"rgb8": 100.0, "rgba8": 100.0, "tiff16": 120.0, "png16": 120.0, "float32": 300.0}
+#: Containers each format may be written in; the first is the default.
+CONTAINERS = {"rgb8": ("png", "bmp"), "rgba8": ("png",), "tiff16": ("tiff",), "png16": ("png",),
+              "float32": ("tiff",)}
+TARGETS = ("mixture", "accompaniment")
+SPLITS = ("train", "valid", "test")
+TAILS = ("pad", "drop")
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """How audio becomes an image and back: STFT geometry and pixel format."""
+
+    format: str = "rgb8"
+    container: str | None = None  # None: the format's default container
+    sr: int = 44100
+    n_fft: int = 1024
+    hop: int = 256
+    win: int | None = None  # None: n_fft
+    window: str = "hann"
+    range_db: float | None = None  # None: RANGE_DB[format]
+
+    @property
+    def win_length(self) -> int:
+        return self.win or self.n_fft
+
+    @property
+    def top_db(self) -> float:
+        """The loudest magnitude a full-scale sine can reach: 20*log10(n_fft/2)."""
+        return 20.0 * math.log10(self.n_fft / 2)
+
+    @property
+    def magnitude_range_db(self) -> float:
+        return float(self.range_db if self.range_db is not None else RANGE_DB[self.format])
+
+    @property
+    def container_name(self) -> str:
+        return self.container or CONTAINERS[self.format][0]
+
+    @property
+    def nb_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """How `sound2image` cuts tracks into segments and splits them."""
+
+    segment: float = 15.0  # seconds
+    target: str = "mixture"
+    subsets: tuple[str, ...] = ("train", "test")
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    tail: str = "pad"
+    min_vocals_db: float = -60.0  # RMS dBFS of a segment's vocals below which it is skipped
+
+
+def replace_given(obj, **overrides):
+    """``dataclasses.replace`` with only the overrides that are not None (i.e. given)."""
+    return dataclasses.replace(obj, **{k: v for k, v in overrides.items() if v is not None})

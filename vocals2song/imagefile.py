@@ -1,0 +1,176 @@
+"""Image containers: PNG (8 and 16 bit), BMP and TIFF, each with the codec's JSON metadata embedded.
+
+- PNG: a ``tEXt`` chunk with key ``vocals2song``. 8-bit through Pillow; 16-bit through pypng, since Pillow
+  reads 48-bit RGB PNG as 8-bit and cannot write it.
+- TIFF: the ``ImageDescription`` tag (tifffile).
+- BMP (the seed project's container): BMP has no text field, so the JSON follows the pixel data as a
+  trailer (``MAGIC`` + JSON + 8-byte length + ``MAGIC``), which image readers ignore.
+
+Writes are atomic. Pixels are ``(nb_rows, nb_columns, nb_channels)``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from vocals2song.codec import META_KEY
+from vocals2song.errors import Vocals2SongError
+from vocals2song.files import atomic_path, write_bytes_atomic
+
+EXTENSIONS = {"png": ".png", "bmp": ".bmp", "tiff": ".tiff"}
+IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
+BMP_MAGIC = b"V2SMETA1"
+#: zlib level for PNG: phase is close to incompressible, so higher levels cost time and save little.
+PNG_COMPRESSION = 1
+
+
+def write_image(path: str | os.PathLike, pixels: np.ndarray, meta_json: str) -> None:
+    """Write ``pixels`` with ``meta_json`` embedded; the container follows the file suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        data = _png_bytes(pixels, meta_json)
+        write_bytes_atomic(path, data)
+    elif suffix == ".bmp":
+        write_bytes_atomic(path, _bmp_bytes(pixels, meta_json))
+    elif suffix in (".tif", ".tiff"):
+        import tifffile
+
+        with atomic_path(path) as tmp:
+            tifffile.imwrite(tmp, pixels, photometric="rgb", description=meta_json, metadata=None,
+                             compression="zlib", compressionargs={"level": PNG_COMPRESSION})
+    else:
+        raise Vocals2SongError("unknown image type; use .png, .bmp or .tiff", path, usage=True)
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str | None]:
+    """Read pixels and the embedded metadata JSON (None when there is none)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise Vocals2SongError("no such file", path) from exc
+    except OSError as exc:
+        raise Vocals2SongError(f"cannot read it ({exc.strerror})", path) from exc
+    try:
+        if data.startswith(b"\x89PNG\r\n\x1a\n"):
+            return _read_png(data)
+        if data.startswith(b"BM"):
+            return _read_bmp(data)
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _read_tiff(data)
+    except Vocals2SongError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types for corrupt data
+        raise Vocals2SongError(f"the image is corrupt or truncated ({type(exc).__name__}: {exc})", path) from exc
+    raise Vocals2SongError("not a PNG, BMP or TIFF image", path)
+
+
+# --- PNG ---------------------------------------------------------------------------------------------
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def _png_bytes(pixels: np.ndarray, meta_json: str) -> bytes:
+    height, width, nb_channels = pixels.shape
+    text = _png_chunk(b"tEXt", META_KEY.encode("latin-1") + b"\0" + meta_json.encode("latin-1"))
+    if pixels.dtype == np.uint8:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(pixels, mode="RGBA" if nb_channels == 4 else "RGB").save(
+            buf, format="PNG", compress_level=PNG_COMPRESSION)
+        data = buf.getvalue()
+    elif pixels.dtype == np.uint16:
+        import png
+
+        buf = io.BytesIO()
+        png.Writer(width, height, greyscale=False, alpha=nb_channels == 4, bitdepth=16,
+                   compression=PNG_COMPRESSION).write_array(buf, pixels.reshape(-1))
+        data = buf.getvalue()
+    else:
+        raise Vocals2SongError(f"PNG holds 8 or 16-bit pixels, not {pixels.dtype}", usage=True)
+    # The text chunk goes right after IHDR (8-byte signature + 25-byte IHDR chunk).
+    return data[:33] + text + data[33:]
+
+
+def _png_chunks(data: bytes):
+    pos = 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos: pos + 4])
+        kind = data[pos + 4: pos + 8]
+        yield kind, data[pos + 8: pos + 8 + length]
+        pos += 12 + length
+
+
+def _read_png(data: bytes) -> tuple[np.ndarray, str | None]:
+    meta = None
+    for kind, body in _png_chunks(data):
+        if kind == b"tEXt" and body.startswith(META_KEY.encode() + b"\0"):
+            meta = body[len(META_KEY) + 1:].decode("latin-1")
+        elif kind == b"IDAT":
+            break
+    bit_depth = data[24]
+    if bit_depth == 16:
+        import png
+
+        width, height, rows, info = png.Reader(bytes=data).asDirect()
+        pixels = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+        return pixels.reshape(height, width, info["planes"]), meta
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        pixels = np.asarray(im)
+    return (pixels if pixels.ndim == 3 else pixels[..., None]), meta
+
+
+# --- BMP ---------------------------------------------------------------------------------------------
+
+def _bmp_bytes(pixels: np.ndarray, meta_json: str) -> bytes:
+    from PIL import Image
+
+    if pixels.dtype != np.uint8 or pixels.shape[2] != 3:
+        raise Vocals2SongError("BMP holds 8-bit RGB only (format rgb8)", usage=True)
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode="RGB").save(buf, format="BMP")
+    body = meta_json.encode("utf-8")
+    return buf.getvalue() + BMP_MAGIC + body + struct.pack("<Q", len(body)) + BMP_MAGIC
+
+
+def _read_bmp(data: bytes) -> tuple[np.ndarray, str | None]:
+    from PIL import Image
+
+    meta = None
+    if data.endswith(BMP_MAGIC) and len(data) > 2 * len(BMP_MAGIC) + 8:
+        (length,) = struct.unpack("<Q", data[-len(BMP_MAGIC) - 8: -len(BMP_MAGIC)])
+        start = len(data) - 2 * len(BMP_MAGIC) - 8 - length
+        if start > 0 and data[start: start + len(BMP_MAGIC)] == BMP_MAGIC:
+            meta = data[start + len(BMP_MAGIC): start + len(BMP_MAGIC) + length].decode("utf-8")
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        pixels = np.asarray(im.convert("RGB") if im.mode not in ("RGB", "RGBA") else im)
+    return pixels, meta
+
+
+# --- TIFF --------------------------------------------------------------------------------------------
+
+def _read_tiff(data: bytes) -> tuple[np.ndarray, str | None]:
+    import tifffile
+
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages[0]
+        pixels = page.asarray()
+        description = page.description or None
+    if description is not None and not description.lstrip().startswith("{"):
+        description = None
+    if description is not None and '"format"' not in description:
+        description = None  # tifffile's own shape description, not ours
+    return (pixels if pixels.ndim == 3 else pixels[..., None]), description
