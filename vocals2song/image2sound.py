@@ -40,6 +40,12 @@ def find_images(inputs: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
             found.append((item, Path(item.name).with_suffix(".wav")))
         else:
             raise Vocals2SongError("no such file or folder", item, usage=True)
+    seen: dict[Path, Path] = {}
+    for image, rel in found:
+        if rel in seen:
+            raise Vocals2SongError(f"would be written to the same {rel} as {seen[rel]}; decode their folder instead, "
+                                   "which keeps the sub-folders apart", image, usage=True)
+        seen[rel] = image
     return found
 
 

@@ -1,0 +1,66 @@
+"""Shared fixtures: real and synthetic audio, small MUSDB18-HQ-shaped trees, and a CLI runner."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vocals2song.cli import cli
+from vocals2song.synth import make_musdb_tree, synth_stems
+
+SR = 44100
+#: musdb lists this train track as validation: it must land in valid/.
+VALID_TRACK = "Actions - One Minute Smile"
+
+
+@pytest.fixture(scope="session")
+def excerpt() -> dict[str, np.ndarray]:
+    """The real MUSDB18 excerpt shipped with stempeg, mono float32 at 44.1 kHz (~6 s)."""
+    import stempeg
+
+    streams, sr = stempeg.read_stems(stempeg.example_stem_path(), dtype=np.float32)
+    assert sr == SR
+    names = ("mixture", "drums", "bass", "other", "vocals")
+    return {name: streams[i].mean(axis=1) for i, name in enumerate(names)}
+
+
+@pytest.fixture(scope="session")
+def synthetic() -> dict[str, np.ndarray]:
+    """Synthetic stems, mono float32, 4 s."""
+    return {k: v.mean(axis=1) for k, v in synth_stems(4.0, sr=SR, seed=3).items()}
+
+
+@pytest.fixture(scope="session")
+def small_tree(tmp_path_factory) -> Path:
+    """A MUSDB18-HQ-shaped tree: 2 train tracks (one a musdb validation track), 1 test track.
+
+    With --segment 2: 'A - One' is 4.5 s (2 full segments + a 0.5 s tail), the validation track 2 s,
+    and the test track 3 s (1 segment + a 1 s tail).
+    """
+    root = tmp_path_factory.mktemp("musdb")
+    make_musdb_tree(root, [("train", "A - One", 4.5), ("train", VALID_TRACK, 2.0), ("test", "B - Two", 3.0)],
+                    sr=SR, seed=1)
+    return root
+
+
+@pytest.fixture
+def tree_copy(small_tree, tmp_path) -> Path:
+    """A private copy of `small_tree` that a test may damage."""
+    return Path(shutil.copytree(small_tree, tmp_path / "musdb"))
+
+
+@pytest.fixture
+def run_cli():
+    """Run the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
+    def run(*args: str):
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return run
+
+
+def files_bytes(root: Path) -> dict[str, bytes]:
+    """Relative path -> bytes of every file under root."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

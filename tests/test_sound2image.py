@@ -1,0 +1,171 @@
+"""sound2image on MUSDB18-shaped trees: splits, counts, manifest, metadata, determinism, resume, sources."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import SR, VALID_TRACK, files_bytes
+from vocals2song import audio, codec, imagefile
+from vocals2song.config import CodecConfig, DatasetConfig
+from vocals2song.sound2image import sound2image
+from vocals2song.synth import make_musdb_tree, write_track, synth_stems
+
+SEG = ["--segment", "2"]
+
+
+def test_tree_splits_counts_manifest_and_metadata(small_tree, tmp_path, run_cli):
+    out = tmp_path / "out"
+    result = run_cli("sound2image", small_tree, out, *SEG, "--workers", "2")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "dataset.json").read_text())
+    # A - One: 4.5 s -> 2 full + 0.5 s padded tail; the validation track: 1; B - Two: 3 s -> 1 + 1 s tail.
+    assert manifest["counts"] == {"train": 3, "valid": 1, "test": 2, "pairs": 6, "tracks": 3, "skipped_silent": 0}
+    names = {split: sorted(p.name for p in (out / split / "vocals").iterdir()) for split in ("train", "valid", "test")}
+    assert names == {"train": ["A - One__000.png", "A - One__001.png", "A - One__002.png"],
+                     "valid": [f"{VALID_TRACK}__000.png"], "test": ["B - Two__000.png", "B - Two__001.png"]}
+    for split, files in names.items():  # every vocals image has its mixture partner
+        assert sorted(p.name for p in (out / split / "mixture").iterdir()) == files
+    # no track on both sides of a split
+    tracks_by_split = {s: {p["track"] for p in manifest["pairs"] if p["split"] == s} for s in ("train", "valid", "test")}
+    assert not (tracks_by_split["train"] & tracks_by_split["valid"]) and not (tracks_by_split["train"] & tracks_by_split["test"])
+    tail = next(p for p in manifest["pairs"] if p["track"] == "A - One" and p["index"] == 2)
+    assert tail["start"] == 2 * 2 * SR and tail["length"] == int(0.5 * SR)
+    # the image carries its own decoding parameters and its source
+    pixels, meta_json = imagefile.read_image(out / tail["mixture"])
+    meta = codec.ImageMeta.from_json(meta_json)
+    assert (meta.format, meta.sr, meta.n_fft, meta.hop, meta.length) == ("rgb8", SR, 1024, 256, int(0.5 * SR))
+    assert meta.source == {"track": "A - One", "stem": "mixture", "start": 4 * SR}
+    assert pixels.shape == (513, 1 + 2 * SR // 256, 3)  # the tail is padded to a full segment
+    assert manifest["params"]["segment"] == 2.0 and manifest["params"]["target"] == "mixture"
+
+
+def test_images_hold_the_source_audio(small_tree, tmp_path):
+    """Decoding a pair gives back the mono mix-down of the stems at the right offset."""
+    out = tmp_path / "out"
+    sound2image(small_tree, out, CodecConfig(format="png16"), DatasetConfig(segment=2.0, workers=1))
+    y, sr = sf.read(small_tree / "test" / "B - Two" / "vocals.wav", dtype="float32")
+    mono = y.mean(axis=1)
+    for index in (0, 1):
+        pixels, meta_json = imagefile.read_image(out / f"test/vocals/B - Two__{index:03d}.png")
+        decoded = codec.decode_audio(pixels, codec.ImageMeta.from_json(meta_json))
+        expected = mono[index * 2 * SR: (index + 1) * 2 * SR]
+        assert len(decoded) == len(expected)
+        assert audio.snr_db(expected, decoded) > 80
+
+
+def test_rerun_and_fresh_run_are_byte_identical(small_tree, tmp_path, run_cli):
+    first, fresh = tmp_path / "first", tmp_path / "fresh"
+    assert run_cli("sound2image", small_tree, first, *SEG, "--workers", "2").exit_code == 0
+    before = files_bytes(first)
+    mtimes = {p: p.stat().st_mtime_ns for p in first.rglob("*.png")}
+    result = run_cli("sound2image", small_tree, first, *SEG, "--workers", "2")
+    assert result.exit_code == 0 and "3 already complete" in result.output
+    assert files_bytes(first) == before
+    assert {p: p.stat().st_mtime_ns for p in first.rglob("*.png")} == mtimes  # nothing rewritten
+    assert run_cli("sound2image", small_tree, fresh, *SEG, "--workers", "1").exit_code == 0
+    assert files_bytes(fresh) == before  # worker count and run do not change a byte
+
+
+def test_resume_after_interrupted_run(small_tree, tmp_path, run_cli):
+    out = tmp_path / "out"
+    assert run_cli("sound2image", small_tree, out, *SEG).exit_code == 0
+    complete = files_bytes(out)
+    # Simulate a run killed mid-track: one image gone, a temporary file left behind, the manifest older.
+    (out / "train/mixture/A - One__001.png").unlink()
+    (out / "train/mixture/.A - One__001.x.part.png").write_bytes(b"half")
+    result = run_cli("sound2image", small_tree, out, *SEG)
+    assert result.exit_code == 0 and "1 tracks encoded now, 2 already complete" in result.output
+    (out / "train/mixture/.A - One__001.x.part.png").unlink()
+    assert files_bytes(out) == complete
+
+
+def test_changed_parameters_are_refused(small_tree, tmp_path, run_cli):
+    out = tmp_path / "out"
+    assert run_cli("sound2image", small_tree, out, *SEG).exit_code == 0
+    result = run_cli("sound2image", small_tree, out, *SEG, "--hop", "512")
+    assert result.exit_code == 2
+    assert "other parameters (hop)" in result.stderr
+
+
+def test_accompaniment_target(small_tree, tmp_path):
+    out = tmp_path / "out"
+    summary = sound2image(small_tree, out, CodecConfig(format="float32"),
+                          DatasetConfig(segment=2.0, target="accompaniment", subsets=("test",), workers=1))
+    assert summary.manifest["counts"]["test"] == 2 and summary.manifest["counts"]["train"] == 0
+    pixels, meta_json = imagefile.read_image(out / "test/accompaniment/B - Two__000.tiff")
+    decoded = codec.decode_audio(pixels, codec.ImageMeta.from_json(meta_json))
+    folder = small_tree / "test" / "B - Two"
+    acc = sum(sf.read(folder / f"{s}.wav", dtype="float32")[0].mean(axis=1) for s in ("drums", "bass", "other"))
+    assert audio.snr_db(acc[: 2 * SR], decoded) > 100
+
+
+def test_silent_vocals_skipped_and_tail_drop(tmp_path):
+    root = tmp_path / "musdb"
+    make_musdb_tree(root, [("train", "C - Quiet", 6.5)], sr=SR, seed=2, silence={"C - Quiet": (1.9, 4.1)})
+    out = tmp_path / "out"
+    summary = sound2image(root, out, CodecConfig(), DatasetConfig(segment=2.0, workers=1, tail="drop"))
+    counts = summary.manifest["counts"]
+    # segments 0-2 s, 2-4 s (silent vocals), 4-6 s; the 0.5 s tail is dropped
+    assert counts["pairs"] == 2 and counts["skipped_silent"] == 1
+    assert summary.manifest["skipped"][0]["index"] == 1
+    assert sorted(p.name for p in (out / "train" / "vocals").iterdir()) == ["C - Quiet__000.png", "C - Quiet__002.png"]
+
+
+def test_resampling_and_mono(tmp_path):
+    """A 22.05 kHz mono track is resampled to --sr; a 44.1 kHz stereo one is mixed down."""
+    stems = synth_stems(3.0, sr=22050, seed=4, channels=1)
+    write_track(tmp_path / "src" / "train" / "Lo - Fi", stems, 22050)
+    out = tmp_path / "out"
+    sound2image(tmp_path / "src", out, CodecConfig(format="png16"), DatasetConfig(segment=3.0, workers=1))
+    pixels, meta_json = imagefile.read_image(out / "train/vocals/Lo - Fi__000.png")
+    meta = codec.ImageMeta.from_json(meta_json)
+    assert meta.sr == SR and meta.length == 3 * SR
+    decoded = codec.decode_audio(pixels, meta)
+    expected = audio.resample(stems["vocals"][:, 0], 22050, SR)
+    assert audio.snr_db(expected, decoded) > 60
+
+
+@pytest.mark.parametrize("kind", ["track_folder", "audio_file", "flat_folder"])
+def test_other_source_kinds(small_tree, tmp_path, kind, run_cli):
+    out = tmp_path / "out"
+    if kind == "track_folder":
+        result = run_cli("sound2image", small_tree / "test" / "B - Two", out, *SEG)
+        expected = ["test/mixture/B - Two__000.png", "test/mixture/B - Two__001.png",
+                    "test/vocals/B - Two__000.png", "test/vocals/B - Two__001.png"]
+    elif kind == "audio_file":
+        result = run_cli("sound2image", small_tree / "test" / "B - Two" / "vocals.wav", out, *SEG)
+        expected = ["vocals__000.png", "vocals__001.png"]
+    else:
+        flat = tmp_path / "flat"
+        shutil.copytree(small_tree / "train", flat)
+        result = run_cli("sound2image", flat, out, *SEG)
+        expected = ["train/mixture/A - One__000.png", "train/mixture/A - One__001.png",
+                    "train/mixture/A - One__002.png", "train/vocals/A - One__000.png", "train/vocals/A - One__001.png",
+                    "train/vocals/A - One__002.png", f"valid/mixture/{VALID_TRACK}__000.png",
+                    f"valid/vocals/{VALID_TRACK}__000.png"]
+    assert result.exit_code == 0, result.output
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == expected
+
+
+def test_compressed_musdb_root_of_stem_mp4(tmp_path, excerpt):
+    """A MUSDB18 root of .stem.mp4 files (the real excerpt), read through musdb and ffmpeg."""
+    import stempeg
+
+    root = tmp_path / "musdb18"
+    (root / "test").mkdir(parents=True)
+    shutil.copy(stempeg.example_stem_path(), root / "test" / "The Easton Ellises - Falcon 69.stem.mp4")
+    out = tmp_path / "out"
+    summary = sound2image(root, out, CodecConfig(format="png16"), DatasetConfig(segment=3.0, workers=1))
+    # 268288 samples (6.08 s): two 3 s segments and a padded 0.08 s tail
+    assert not summary.failed and summary.manifest["counts"]["test"] == 3
+    assert summary.manifest["pairs"][-1]["length"] == 268288 - 2 * 3 * SR
+    pixels, meta_json = imagefile.read_image(out / "test/vocals/The Easton Ellises - Falcon 69__000.png")
+    decoded = codec.decode_audio(pixels, codec.ImageMeta.from_json(meta_json))
+    # The AAC stems decode slightly differently from stempeg's float path, so compare loosely.
+    assert audio.snr_db(excerpt["vocals"][: 3 * SR], decoded) > 20
