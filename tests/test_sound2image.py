@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 
@@ -32,8 +30,8 @@ def test_tree_splits_counts_manifest_and_metadata(small_tree, tmp_path, run_cli)
     for split, files in names.items():  # every vocals image has its mixture partner
         assert sorted(p.name for p in (out / split / "mixture").iterdir()) == files
     # no track on both sides of a split
-    tracks_by_split = {s: {p["track"] for p in manifest["pairs"] if p["split"] == s} for s in ("train", "valid", "test")}
-    assert not (tracks_by_split["train"] & tracks_by_split["valid"]) and not (tracks_by_split["train"] & tracks_by_split["test"])
+    by_split = {s: {p["track"] for p in manifest["pairs"] if p["split"] == s} for s in ("train", "valid", "test")}
+    assert not (by_split["train"] & by_split["valid"]) and not (by_split["train"] & by_split["test"])
     tail = next(p for p in manifest["pairs"] if p["track"] == "A - One" and p["index"] == 2)
     assert tail["start"] == 2 * 2 * SR and tail["length"] == int(0.5 * SR)
     # the image carries its own decoding parameters and its source

@@ -1,6 +1,5 @@
 """Tests for vocals2song.synth (synthetic MUSDB18-HQ-shaped audio)."""
 
-from pathlib import Path
 
 import musdb
 import numpy as np

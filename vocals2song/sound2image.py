@@ -13,7 +13,6 @@ is bounded by a track, not the dataset). Jobs run in a process pool. Each image 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -154,7 +153,7 @@ def load_pair(job: TrackJob, target: str, sr: int) -> dict[str, np.ndarray]:
         stems = {name: _read_stem_file(p, sr) for name, p in paths.items()}
     else:
         streams, file_sr = audio.load_stems(job.path, [STEM_IDS[n] for n in names])
-        stems = {n: audio.resample(audio.to_mono(y), file_sr, sr) for n, y in zip(names, streams)}
+        stems = {n: audio.resample(audio.to_mono(y), file_sr, sr) for n, y in zip(names, streams, strict=True)}
         paths = {n: Path(job.path) for n in names}
     lengths = {n: len(y) for n, y in stems.items()}
     if len(set(lengths.values())) > 1:
@@ -276,12 +275,14 @@ class BatchSummary:
     reused: int  # tracks already complete in OUT
 
 
-def sound2image(source: str | os.PathLike, out: str | os.PathLike, codec_cfg: CodecConfig = CodecConfig(),
-                data_cfg: DatasetConfig = DatasetConfig(),
+def sound2image(source: str | os.PathLike, out: str | os.PathLike, codec_cfg: CodecConfig | None = None,
+                data_cfg: DatasetConfig | None = None,
                 progress: Callable[[int], object] | None = None) -> BatchSummary:
     """Encode SOURCE into OUT; see the module docstring. ``progress(total)`` returns a context manager
     whose ``update(1, label)`` is called per finished track."""
     out = Path(out)
+    codec_cfg = codec_cfg or CodecConfig()
+    data_cfg = data_cfg or DatasetConfig()
     _check_configs(codec_cfg, data_cfg)
     jobs = find_tracks(source, data_cfg.subsets)
     params = manifest_params(codec_cfg, data_cfg)

@@ -295,7 +295,7 @@ def make_musdb_tree(root: Path, tracks: list[tuple[str, str, float]], sr: int = 
     root = Path(root)
     silence = silence or {}
     seen: set[tuple[str, str]] = set()
-    for subset, name, seconds in tracks:
+    for subset, name, _seconds in tracks:
         if subset not in ("train", "test"):
             raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
         if not name or "/" in name or name in (".", ".."):
