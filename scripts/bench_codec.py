@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats must be at least 1")
 
     stems, sr, name = load_excerpt()
-    segment = int(round(SEGMENT_SECONDS * sr))
+    segment = round(SEGMENT_SECONDS * sr)
     looped = loop_to(stems["mixture"], segment)
     print(f"Source: {name} (stempeg's MUSDB18 excerpt), {len(stems['mixture']) / sr:.2f} s at {sr} Hz, "
           "mono = mean of channels.")

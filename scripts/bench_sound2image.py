@@ -16,13 +16,14 @@ Both run as subprocesses, so interpreter and import start-up count the same way 
 the audio duration encoded (a vocals + mixture pair counts once, as one track duration), x realtime (audio
 seconds / wall seconds), images written, and the speed-up baseline / ours against the target (>= 2x, aim 3x).
 
-    python scripts/bench_sound2image.py [--tracks 4] [--seconds 180] [--runs 2] [--workdir DIR] [--keep]
+    python scripts/bench_sound2image.py [--tracks 4] [--seconds 180] [--runs 3] [--workdir DIR] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -94,13 +95,33 @@ def make_tree(root: Path, nb_tracks: int, seconds: float) -> float:
     return sum(sf.info(str(root / subset / name / "mixture.wav")).duration for subset, name, _ in tracks)
 
 
-def timed(cmd: list[str]) -> float:
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux /proc/stat), or None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str]) -> tuple[float, float, float | None]:
+    """Run ``cmd``; returns (wall seconds, its CPU seconds, CPU seconds other processes used meanwhile)."""
+    busy0, cpu0 = busy_cpu_seconds(), children_cpu_seconds()
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wall = time.perf_counter() - t0
+    busy1, cpu = busy_cpu_seconds(), children_cpu_seconds() - cpu0
     if proc.returncode != 0:
         sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-4000:]}")
-    return wall
+    others = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - cpu)
+    return wall, cpu, others
 
 
 def count_images(folder: Path) -> int:
@@ -116,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracks", type=int, default=4, help="synthetic tracks (default 4)")
     parser.add_argument("--seconds", type=float, default=180.0, help="seconds per track (default 180)")
-    parser.add_argument("--runs", type=int, default=2, help="timed runs of each, alternating (default 2)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each, alternating (default 3)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="folder for the tree and the outputs (default: a new temporary folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder with the generated tree (run outputs are always deleted)")
     parser.add_argument("--format", default="rgb8", help="our image format (default rgb8)")
     parser.add_argument("--container", default=None, help="our container (default: the format's, PNG for rgb8)")
     parser.add_argument("--workers", type=int, default=cpus, help=f"our workers (default: CPU count, {cpus})")
@@ -130,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.baseline_only:
         return baseline_main(*args.baseline_only, workers=args.baseline_workers)
+    from vocals2song.config import CodecConfig
+
     if args.tracks < 1 or args.seconds <= 0 or args.runs < 1:
         parser.error("--tracks, --seconds and --runs must be positive")
 
@@ -155,30 +178,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"baseline: {' '.join(c or 'OUT' for c in base_cmd)}")
         print()
         times: dict[str, list[float]] = {"baseline": [], "ours": []}
+        cpu_times: dict[str, list[float]] = {"baseline": [], "ours": []}
+        others_total: list[float] = []
         images: dict[str, int] = {}
         sizes: dict[str, int] = {}
         for run in range(1, args.runs + 1):
             for label, cmd in (("baseline", base_cmd), ("ours", ours_cmd)):
                 out = work / f"out_{label}_{run}"
-                wall = timed([out.as_posix() if c is None else c for c in cmd])
+                wall, cpu, others = timed([out.as_posix() if c is None else c for c in cmd])
                 times[label].append(wall)
+                cpu_times[label].append(cpu)
+                others_total.append(others or 0.0)
                 images[label], sizes[label] = count_images(out), folder_bytes(out)
-                print(f"run {run} {label:<8} {wall:7.2f} s  ({images[label]} images)")
+                print(f"run {run} {label:<8} wall {wall:6.2f} s, CPU {cpu:6.2f} s, {images[label]} images"
+                      + ("" if others is None else f"  (other processes meanwhile: {others:.1f} CPU s)"))
                 shutil.rmtree(out)
 
+        if max(others_total) > 0.5:
+            print(f"Other processes used up to {max(others_total):.1f} CPU s during a run: the machine was shared, "
+                  "timings are noisy.")
         print()
         print(f"Audio encoded per run: {duration:.0f} s ({args.tracks} tracks x {args.seconds:g} s; "
               "vocals + mixture of a track count once)")
-        header = f"{'encoder':<10} {'workers':>7} {'container':>9} {'median wall':>12} {'x realtime':>11} " \
-                 f"{'images':>7} {'output':>9}"
+        header = (f"{'encoder':<10} {'workers':>7} {'container':>9} {'median wall':>12} {'median CPU':>11} "
+                  f"{'x realtime':>11} {'images':>7} {'output':>9}")
         print(header)
-        print(f"{'':<10} {'':>7} {'':>9} {'(s)':>12} {'':>11} {'':>7} {'(MB)':>9}")
+        print(f"{'':<10} {'':>7} {'':>9} {'(s)':>12} {'(s)':>11} {'':>11} {'':>7} {'(MB)':>9}")
         print("-" * len(header))
         medians = {k: statistics.median(v) for k, v in times.items()}
-        container = args.container or ("tiff" if args.format in ("tiff16", "float32") else "png")
+        container = CodecConfig(format=args.format, container=args.container).container_name
         for label, workers, cont in (("baseline", args.baseline_workers, "bmp"),
                                      ("ours", args.workers, container)):
-            print(f"{label:<10} {workers:>7} {cont:>9} {medians[label]:>12.2f} {duration / medians[label]:>10.1f}x "
+            print(f"{label:<10} {workers:>7} {cont:>9} {medians[label]:>12.2f} "
+                  f"{statistics.median(cpu_times[label]):>11.2f} {duration / medians[label]:>10.1f}x "
                   f"{images[label]:>7} {sizes[label] / 1e6:>9.1f}")
         ratio = medians["baseline"] / medians["ours"]
         print()

@@ -170,3 +170,34 @@ def test_resized_image_is_rejected():
     pixels, meta = codec.encode_audio(y, CodecConfig())
     with pytest.raises(Exception, match="rows"):
         codec.decode_audio(pixels[:400], meta)
+
+
+@pytest.mark.parametrize("win", [1024, 600])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stft_equals_librosa(win, dtype):
+    """SPEC geometry is librosa's (Hann, center=True); our STFT skips librosa's import but must agree."""
+    import librosa
+
+    y = np.random.default_rng(0).standard_normal(44100 + 123).astype(dtype)
+    expected = librosa.stft(y, n_fft=1024, hop_length=256, win_length=win, center=True, pad_mode="constant")
+    Z = audio.stft(y, 1024, 256, win)
+    assert Z.shape == expected.shape and Z.dtype == expected.dtype
+    tolerance = 1e-6 if dtype == np.float32 else 1e-12
+    assert np.abs(Z - expected).max() <= tolerance * np.abs(expected).max()
+
+
+def test_png_written_by_other_tools_reads_back(tmp_path):
+    """Our writer uses filter 0; PNGs from other writers use row filters and take the fallback readers."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(rng.integers(0, 3, size=(64, 80, 3)), axis=1)  # filters pay off: Pillow will use them
+    rgb8 = (smooth % 256).astype(np.uint8)
+    Image.fromarray(rgb8).save(tmp_path / "pil.png", compress_level=9)
+    np.testing.assert_array_equal(imagefile.read_image(tmp_path / "pil.png")[0], rgb8)
+    tf = pytest.importorskip("tensorflow")
+    rgb16 = (smooth * 257).astype(np.uint16)
+    (tmp_path / "tf.png").write_bytes(tf.io.encode_png(rgb16).numpy())
+    pixels, meta = imagefile.read_image(tmp_path / "tf.png")
+    np.testing.assert_array_equal(pixels, rgb16)
+    assert meta is None

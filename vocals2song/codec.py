@@ -117,17 +117,22 @@ def planes_to_phase(v: np.ndarray) -> np.ndarray:
 
 # --- formats: planes (low frequency first) <-> pixels (high frequency first) -------------------------
 
-def _quantize(x: np.ndarray, bits: int) -> np.ndarray:
-    top = (1 << bits) - 1
-    return np.floor(x * top + 0.5).astype(np.uint8 if bits == 8 else np.uint16)
+def _empty_pixels(plane: np.ndarray, nb_channels: int, dtype) -> np.ndarray:
+    return np.zeros(plane.shape + (nb_channels,), dtype=dtype)
+
+
+def _put(pixels: np.ndarray, channel: int, x: np.ndarray, bits: int) -> None:
+    """Quantise plane ``x`` in [0, 1] (overwritten) to ``bits`` into ``pixels[..., channel]``, rows flipped.
+
+    Rounds half up: ``x*top + 0.5`` is >= 0, so the unsafe cast's truncation is a floor.
+    """
+    x *= (1 << bits) - 1
+    x += 0.5
+    np.copyto(pixels[::-1, :, channel], x, casting="unsafe")
 
 
 def _dequantize(q: np.ndarray, bits: int) -> np.ndarray:
     return q.astype(np.float32) * np.float32(1.0 / ((1 << bits) - 1))
-
-
-def _to_pixels(*channels: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.stack(channels, axis=-1)[::-1])
 
 
 def _from_pixels(pixels: np.ndarray) -> np.ndarray:
@@ -137,8 +142,10 @@ def _from_pixels(pixels: np.ndarray) -> np.ndarray:
 def _encode_rgb(bits: int) -> Callable:
     def encode(u, v, range_db):
         """R = u, G = v, B = 0 at ``bits`` bits."""
-        r, g = _quantize(u, bits), _quantize(v, bits)
-        return _to_pixels(r, g, np.zeros_like(r)), None
+        pixels = _empty_pixels(u, 3, np.uint8 if bits == 8 else np.uint16)
+        _put(pixels, 0, u, bits)
+        _put(pixels, 1, v, bits)
+        return pixels, None
     return encode
 
 
@@ -149,11 +156,13 @@ def _decode_rgb(bits: int) -> Callable:
     return decode
 
 
-def _split_encode(x: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` in [0, 1] -> (low, high), each rescaled to its own 8 bits; ``x = s*low + (1-s)*high``."""
-    low = np.minimum(x, s) * (1.0 / s)
-    high = np.maximum(x - s, 0.0) * (1.0 / (1.0 - s))
-    return _quantize(low, 8), _quantize(high, 8)
+def _put_split(pixels: np.ndarray, channels: tuple[int, int], x: np.ndarray, s: float) -> None:
+    """``x`` in [0, 1] -> low and high parts, each rescaled to its own 8 bits; ``x = s*low + (1-s)*high``."""
+    _put(pixels, channels[0], np.minimum(x, s) * (1.0 / s), 8)
+    high = x - s
+    np.maximum(high, 0.0, out=high)
+    high *= 1.0 / (1.0 - s)
+    _put(pixels, channels[1], high, 8)
 
 
 def _split_decode(low: np.ndarray, high: np.ndarray, s: float) -> np.ndarray:
@@ -182,9 +191,10 @@ def magnitude_split(u: np.ndarray, range_db: float) -> float:
 def _encode_rgba8(u, v, range_db):
     """R, B = magnitude below / above a split point (stored); G, A = phase below / above 0.5."""
     s = magnitude_split(u, range_db)
-    r, b = _split_encode(u, s)
-    g, a = _split_encode(v, PHASE_SPLIT)
-    return _to_pixels(r, g, b, a), {"mag": s, "phase": PHASE_SPLIT}
+    pixels = _empty_pixels(u, 4, np.uint8)
+    _put_split(pixels, (0, 2), u, s)
+    _put_split(pixels, (1, 3), v, PHASE_SPLIT)
+    return pixels, {"mag": s, "phase": PHASE_SPLIT}
 
 
 def _decode_rgba8(pixels, split):
@@ -194,8 +204,10 @@ def _decode_rgba8(pixels, split):
 
 def _encode_float32(u, v, range_db):
     """R = u, G = v, B = 0 as float32: the lossless reference."""
-    u = u.astype(np.float32)
-    return _to_pixels(u, v.astype(np.float32), np.zeros_like(u)), None
+    pixels = _empty_pixels(u, 3, np.float32)
+    pixels[::-1, :, 0] = u
+    pixels[::-1, :, 1] = v
+    return pixels, None
 
 
 def _decode_float32(pixels, split):

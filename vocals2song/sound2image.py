@@ -318,6 +318,7 @@ def sound2image(source: str | os.PathLike, out: str | os.PathLike, codec_cfg: Co
 
     import contextlib
 
+    _preload()
     with (progress(len(todo)) if progress else contextlib.nullcontext()) as bar:
         workers = max(1, min(data_cfg.workers, len(todo)))
         if workers == 1:
@@ -332,6 +333,15 @@ def sound2image(source: str | os.PathLike, out: str | os.PathLike, codec_cfg: Co
                         finish(future.result(), bar)
     manifest = write_manifest(out, params, tracks)
     return BatchSummary(manifest, done, failed, reused)
+
+
+def _preload() -> None:
+    """Import the encoding path once in the parent, so forked workers start with it loaded."""
+    import scipy.fft  # noqa: F401
+    import soundfile  # noqa: F401
+    import soxr  # noqa: F401
+
+    from vocals2song import imagefile  # noqa: F401  (pulls in isal)
 
 
 def _check_configs(codec_cfg: CodecConfig, data_cfg: DatasetConfig) -> None:
