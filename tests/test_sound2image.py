@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 
 import pytest
 import soundfile as sf
@@ -11,6 +13,7 @@ import soundfile as sf
 from conftest import SR, VALID_TRACK, files_bytes
 from vocals2song import audio, codec, imagefile
 from vocals2song.config import CodecConfig, DatasetConfig
+from vocals2song.sound2image import encode_track as _encode_track
 from vocals2song.sound2image import sound2image
 from vocals2song.synth import make_musdb_tree, write_track, synth_stems
 
@@ -167,3 +170,25 @@ def test_compressed_musdb_root_of_stem_mp4(tmp_path, excerpt):
     decoded = codec.decode_audio(pixels, codec.ImageMeta.from_json(meta_json))
     # The AAC stems decode slightly differently from stempeg's float path, so compare loosely.
     assert audio.snr_db(excerpt["vocals"][: 3 * SR], decoded) > 20
+
+
+def _dies_on_b(job, *args):
+    """encode_track, except that the worker encoding 'B - Two' is killed (module level: pools pickle it)."""
+    if job.name == "B - Two":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _encode_track(job, *args)
+
+
+def test_worker_killed_midway_keeps_finished_tracks_and_resumes(small_tree, tmp_path, monkeypatch, run_cli):
+    """A worker dying (OOM killer, SIGKILL) ends the run with one line; the rerun completes it."""
+    from vocals2song import sound2image as module
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(module, "encode_track", _dies_on_b)
+    result = run_cli("sound2image", small_tree, out, *SEG, "--workers", "2")
+    assert result.exit_code == 1 and "a worker process died" in result.stderr and "Traceback" not in result.stderr
+    monkeypatch.setattr(module, "encode_track", _encode_track)
+    assert run_cli("sound2image", small_tree, out, *SEG).exit_code == 0
+    fresh = tmp_path / "fresh"
+    assert run_cli("sound2image", small_tree, fresh, *SEG).exit_code == 0
+    assert files_bytes(out) == files_bytes(fresh)

@@ -18,6 +18,7 @@ import math
 import os
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -327,10 +328,14 @@ def sound2image(source: str | os.PathLike, out: str | os.PathLike, codec_cfg: Co
         else:
             with ProcessPoolExecutor(workers) as pool:
                 pending = {pool.submit(encode_track, j, codec_cfg, data_cfg, str(out)) for j in todo}
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        finish(future.result(), bar)
+                try:
+                    while pending:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            finish(future.result(), bar)
+                except BrokenProcessPool as exc:
+                    raise Vocals2SongError(f"a worker process died ({exc}); out of memory? Rerun with fewer "
+                                           "--workers: finished tracks are kept and the run resumes", out) from exc
     manifest = write_manifest(out, params, tracks)
     return BatchSummary(manifest, done, failed, reused)
 

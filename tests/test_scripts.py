@@ -1,0 +1,29 @@
+"""The benchmark scripts run and print their figures (tiny sizes here; the real figures come from their defaults)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def run_script(name: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(SCRIPTS / name), *args], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_bench_codec_prints_every_format_and_passes_the_floors():
+    out = run_script("bench_codec.py", "--repeats", "1")
+    for fmt in ("rgb8", "rgba8", "tiff16", "png16", "float32"):
+        assert fmt in out
+    assert "All formats meet their fidelity floors" in out
+
+
+def test_bench_sound2image_reports_a_ratio(tmp_path):
+    out = run_script("bench_sound2image.py", "--tracks", "1", "--seconds", "20", "--runs", "1",
+                     "--workdir", str(tmp_path))
+    assert "Speed-up baseline / ours:" in out and "x realtime" in out
