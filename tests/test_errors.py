@@ -169,3 +169,13 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
             tmp.write_bytes(b"new but broken")
             raise RuntimeError("killed")
     assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_wrong_kind_of_source_file(images, tmp_path, run_cli):
+    """An image given where audio belongs: one line naming it, exit 1, nothing written but the manifest."""
+    out = tmp_path / "out"
+    result = run_cli("sound2image", images[0], out)
+    assert result.exit_code == 1
+    (error,) = one_line_errors(result)
+    assert error.startswith(f"Error: {images[0]}: cannot read audio")
+    assert not [p for p in out.rglob("*") if p.is_file() and p.name != "dataset.json"]

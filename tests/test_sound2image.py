@@ -142,6 +142,7 @@ def test_other_source_kinds(small_tree, tmp_path, kind, run_cli):
     elif kind == "audio_file":
         result = run_cli("sound2image", small_tree / "test" / "B - Two" / "vocals.wav", out, *SEG)
         expected = ["vocals__000.png", "vocals__001.png"]
+        assert "2 images from 1 audio file" in result.output
     else:
         flat = tmp_path / "flat"
         shutil.copytree(small_tree / "train", flat)

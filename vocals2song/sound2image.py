@@ -373,6 +373,9 @@ def _check_configs(codec_cfg: CodecConfig, data_cfg: DatasetConfig) -> None:
 def describe(summary: BatchSummary) -> str:
     """One summary line for the user."""
     c = summary.manifest["counts"]
+    lone = c["pairs"] - c["train"] - c["valid"] - c["test"]  # segments of a lone audio file have no split
+    if lone:
+        return f"{lone} images from {c['tracks']} audio file; {len(summary.failed)} failed"
     return (f"{c['pairs']} pairs from {c['tracks']} tracks (train {c['train']}, valid {c['valid']}, "
             f"test {c['test']}); {c['skipped_silent']} silent segments skipped; {len(summary.done)} tracks encoded "
             f"now, {summary.reused} already complete, {len(summary.failed)} failed")
