@@ -201,3 +201,19 @@ def test_png_written_by_other_tools_reads_back(tmp_path):
     pixels, meta = imagefile.read_image(tmp_path / "tf.png")
     np.testing.assert_array_equal(pixels, rgb16)
     assert meta is None
+
+
+@pytest.mark.parametrize("hop,win", [(256, 1024), (300, 600)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("extra", [None, 0, -100, 500])
+def test_istft_equals_librosa(hop, win, dtype, extra):
+    import librosa
+
+    y = np.random.default_rng(1).standard_normal(20000).astype(dtype)
+    Z = librosa.stft(y, n_fft=1024, hop_length=hop, win_length=win)
+    length = None if extra is None else len(y) + extra
+    expected = librosa.istft(Z, hop_length=hop, win_length=win, n_fft=1024, length=length)
+    result = audio.istft(Z, hop, win, length=length)
+    assert result.shape == expected.shape and result.dtype == expected.dtype
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    assert np.abs(result - expected).max() <= tolerance * np.abs(expected).max()

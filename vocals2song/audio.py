@@ -124,12 +124,43 @@ def stft(y: np.ndarray, n_fft: int, hop: int, win: int, window: str = "hann") ->
 
 
 def istft(Z: np.ndarray, hop: int, win: int, window: str = "hann", length: int | None = None) -> np.ndarray:
-    """Inverse of `stft`: complex ``(nb_bins, nb_frames)`` -> ``(length,)``."""
-    import librosa
+    """Inverse of `stft`: complex ``(nb_bins, nb_frames)`` -> ``(length,)``, equal to ``librosa.istft(center=True)``.
+
+    Weighted overlap-add of the inverse FFTs, divided by the summed squared window where it is not ~0.
+    """
+    import scipy.fft
 
     n_fft = 2 * (Z.shape[0] - 1)
-    return librosa.istft(Z, hop_length=hop, win_length=win, n_fft=n_fft, window=window, center=True,
-                         length=length)
+    nb_frames = Z.shape[1]
+    if length is not None:  # frames past the requested length do not contribute
+        nb_frames = min(nb_frames, -(-(length + 2 * (n_fft // 2)) // hop))
+    w = stft_window(n_fft, win, window)
+    frames = scipy.fft.irfft(Z[:, :nb_frames].T, n=n_fft, axis=1)  # (nb_frames, n_fft)
+    frames *= w.astype(frames.dtype)
+    y = _overlap_add(frames, hop)
+    norm = _overlap_add(np.broadcast_to(w.astype(frames.dtype) ** 2, frames.shape), hop)
+    nonzero = norm > np.finfo(frames.dtype).tiny
+    y[nonzero] /= norm[nonzero]
+    start = n_fft // 2
+    y = y[start:] if length is not None else y[start: len(y) - n_fft // 2]
+    if length is not None:
+        y = y[:length] if len(y) >= length else np.pad(y, (0, length - len(y)))
+    return y
+
+
+def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
+    """Sum ``(nb_frames, n_fft)`` frames placed ``hop`` apart -> ``(n_fft + hop*(nb_frames-1),)``."""
+    nb_frames, n_fft = frames.shape
+    y = np.zeros(n_fft + hop * (nb_frames - 1), dtype=frames.dtype)
+    if n_fft % hop == 0:  # vectorised: add the frames' hop-long blocks, block column by block column
+        blocks = n_fft // hop
+        shaped = y.reshape(-1, hop)
+        for b in range(blocks):
+            shaped[b: b + nb_frames] += frames[:, b * hop: (b + 1) * hop]
+    else:
+        for i in range(nb_frames):
+            y[i * hop: i * hop + n_fft] += frames[i]
+    return y
 
 
 def griffinlim(S: np.ndarray, hop: int, win: int, window: str = "hann", iters: int = 32,
