@@ -39,11 +39,11 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return check_audio(y, path), int(sr)
 
 
-def _load_with_ffmpeg(path: Path, stem_id: int | None = None) -> tuple[np.ndarray, int]:
+def _load_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     import stempeg
 
     try:
-        y, sr = stempeg.read_stems(str(path), stem_id=stem_id, dtype=np.float32)
+        y, sr = stempeg.read_stems(str(path), dtype=np.float32)
     except Exception as exc:  # noqa: BLE001 - ffmpeg errors come in many types
         raise Vocals2SongError(f"ffmpeg cannot decode it ({_first_line(exc)})", path) from exc
     return np.asarray(y, dtype=np.float32), int(sr)

@@ -267,12 +267,6 @@ def decode_planes(pixels: np.ndarray, meta: ImageMeta, path=None) -> tuple[np.nd
     return CODECS[meta.format][1](pixels, meta.split)
 
 
-def decode_spectrogram(pixels: np.ndarray, meta: ImageMeta, path=None) -> np.ndarray:
-    """Pixels -> complex ``(nb_bins, nb_frames)``."""
-    u, v = decode_planes(pixels, meta, path)
-    return planes_to_spectrogram(u, v, meta.top_db, meta.range_db)
-
-
 def encode_audio(y: np.ndarray, cfg: CodecConfig, source: dict | None = None,
                  length: int | None = None) -> tuple[np.ndarray, ImageMeta]:
     """Mono ``(nb_samples,)`` at ``cfg.sr`` -> pixels and metadata.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
 from dataclasses import dataclass
@@ -65,8 +66,6 @@ def decode_file(path: Path, phase: str = "image", iters: int = 32,
     """One image -> mono waveform ``(nb_samples,)`` and its sample rate."""
     pixels, meta_json = imagefile.read_image(path)
     meta = image_meta(path, meta_json, fallback, pixels)
-    if meta.format == "rgba8" and meta_json is None:
-        raise Vocals2SongError("an rgba8 image needs its split points, which only its metadata has", path)
     return codec.decode_audio(pixels, meta, phase=phase, iters=iters, path=path), meta.sr
 
 
@@ -80,8 +79,6 @@ def image2sound(inputs: list[str | os.PathLike], out: str | os.PathLike, phase: 
     images = find_images(inputs)
     out = Path(out)
     written, failures = [], []
-    import contextlib
-
     with (progress(len(images)) if progress else contextlib.nullcontext()) as bar:
         for path, rel in images:
             try:

@@ -28,15 +28,15 @@ IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
 BMP_MAGIC = b"V2SMETA1"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: deflate level for PNG and TIFF: phase is close to incompressible, so higher levels cost time and save little.
-PNG_COMPRESSION = 1
+DEFLATE_LEVEL = 1
 
 try:  # ISA-L's deflate: zlib-compatible streams, ~8x faster than zlib at level 1, and smaller here
     from isal.isal_zlib import compress as _isal_compress
 
-    def _deflate(data: bytes, level: int) -> bytes:
+    def _deflate(data, level: int) -> bytes:
         return _isal_compress(data, min(level, 3))
 except ImportError:  # pragma: no cover - isal has wheels for the usual platforms
-    def _deflate(data: bytes, level: int) -> bytes:
+    def _deflate(data, level: int) -> bytes:
         return zlib.compress(data, level)
 
 
@@ -45,8 +45,7 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, meta_json: str) -> 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".png":
-        data = _png_bytes(pixels, meta_json)
-        write_bytes_atomic(path, data)
+        write_bytes_atomic(path, _png_bytes(pixels, meta_json))
     elif suffix == ".bmp":
         write_bytes_atomic(path, _bmp_bytes(pixels, meta_json))
     elif suffix in (".tif", ".tiff"):
@@ -54,7 +53,7 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, meta_json: str) -> 
 
         with atomic_path(path) as tmp:
             tifffile.imwrite(tmp, pixels, photometric="rgb", description=meta_json, metadata=None,
-                             compression="zlib", compressionargs={"level": PNG_COMPRESSION})
+                             compression="zlib", compressionargs={"level": DEFLATE_LEVEL})
     else:
         raise Vocals2SongError("unknown image type; use .png, .bmp or .tiff", path, usage=True)
 
@@ -107,7 +106,7 @@ def _png_bytes(pixels: np.ndarray, meta_json: str) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     text = META_KEY.encode("latin-1") + b"\0" + meta_json.encode("latin-1")
     return b"".join([PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"tEXt", text),
-                     _png_chunk(b"IDAT", _deflate(rows.tobytes(), PNG_COMPRESSION)), _png_chunk(b"IEND", b"")])
+                     _png_chunk(b"IDAT", _deflate(rows, DEFLATE_LEVEL)), _png_chunk(b"IEND", b"")])
 
 
 def _png_chunks(data: bytes):
@@ -194,8 +193,6 @@ def _read_tiff(data: bytes) -> tuple[np.ndarray, str | None]:
         page = tif.pages[0]
         pixels = page.asarray()
         description = page.description or None
-    if description is not None and not description.lstrip().startswith("{"):
-        description = None
-    if description is not None and '"format"' not in description:
-        description = None  # tifffile's own shape description, not ours
+    if description is not None and not (description.lstrip().startswith("{") and '"format"' in description):
+        description = None  # not ours (tifffile writes its own shape description by default)
     return (pixels if pixels.ndim == 3 else pixels[..., None]), description

@@ -13,6 +13,7 @@ is bounded by a track, not the dataset). Jobs run in a process pool. Each image 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -316,8 +317,6 @@ def sound2image(source: str | os.PathLike, out: str | os.PathLike, codec_cfg: Co
             write_manifest(out, params, tracks)
         if bar is not None:
             bar.update(1, result.job.name)
-
-    import contextlib
 
     _preload()
     with (progress(len(todo)) if progress else contextlib.nullcontext()) as bar:
