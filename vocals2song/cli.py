@@ -13,7 +13,8 @@ import sys
 import click
 
 from vocals2song import __version__
-from vocals2song.config import CONTAINERS, FORMATS, TAILS, TARGETS, CodecConfig, DatasetConfig, replace_given
+from vocals2song.config import (CONTAINERS, FORMATS, MODELS, TAILS, TARGETS, CodecConfig, DatasetConfig, TrainConfig,
+                                replace_given)
 from vocals2song.errors import Vocals2SongError
 
 # Options are defined once and shared by every command that takes them. Defaults live in config.py:
@@ -72,6 +73,7 @@ def cli() -> None:
 
     \b
     sound2image  encode paired stems (MUSDB18-HQ, ...) as spectrogram images
+    train        train pix2pix on the paired images (a run folder that resumes)
     image2sound  decode images back to WAV
     """
 
@@ -127,6 +129,64 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
         click.echo(f"{out}: {describe(summary)}")
         _report_failures([(r.error, r.traceback) for r in summary.failed], debug,
                          len(summary.done) + len(summary.failed), "tracks")
+
+
+@cli.command("train")
+@click.argument("data", type=click.Path(path_type=str))
+@click.argument("run", type=click.Path(file_okay=False, path_type=str))
+@click.option("--input-subdir", default=None, help="Folder of input images, per split (default vocals).")
+@click.option("--target-subdir", default=None,
+              help="Folder of target images (default: the dataset's target, mixture or accompaniment).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Train up to this many steps in all (default 10000).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Tiles per step and device (default 1).")
+@click.option("--tile", type=click.IntRange(min=16), default=None, help="Frames per random crop (default 256).")
+@click.option("--model", type=click.Choice(list(MODELS)), default=None,
+              help="Network size: default (published pix2pix), small, or tiny (fast on a CPU).")
+@click.option("--lambda-l1", type=click.FloatRange(min=0), default=None, help="Weight of the L1 loss (default 100).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate (default 2e-4).")
+@click.option("--seed", type=int, default=None, help="Random seed (default 0).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
+              help="Steps between checkpoints; a killed run loses at most this many (default 500).")
+@click.option("--sample-every", type=click.IntRange(min=1), default=None,
+              help="Steps between sample strips and TensorBoard audio (default 500).")
+@click.option("--log-every", type=click.IntRange(min=1), default=None,
+              help="Steps per history.csv row, with val_l1 (default 50).")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from RUN's newest checkpoint, or start RUN over (its old artefacts are deleted).")
+@click.option("--mixed-precision", is_flag=True, default=None, help="float16 compute on GPUs (ignored on a CPU).")
+@click.option("--xla", is_flag=True, default=None, help="Compile the train step with XLA (helps GPUs; slower on CPUs).")
+@OPT_DEBUG
+def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, lambda_l1, lr, seed,
+              checkpoint_every, sample_every, log_every, resume, mixed_precision, xla, debug):
+    """Train pix2pix on the paired images of DATA into the run folder RUN.
+
+    DATA is a sound2image dataset (train/ and valid/ of vocals/ and mixture/ images) or any folder with
+    input and target image folders paired by file name. Without a valid split, whole tracks are held out.
+    RUN gets config.json, checkpoints/, generator.keras, history.csv, logs/ (TensorBoard), samples/ and
+    losses.png. Rerunning on the same RUN resumes from its newest checkpoint up to --steps.
+    Several GPUs are used with MirroredStrategy; TF_CONFIG naming a cluster selects
+    MultiWorkerMirroredStrategy (run the same command on every worker; the chief writes RUN).
+
+    \b
+    Examples:
+      vocals2song train datasets/musdb runs/musdb
+      vocals2song train datasets/musdb runs/quick --model tiny --steps 2000
+      vocals2song train seed_data/ runs/seed --input-subdir input --target-subdir output
+      tensorboard --logdir runs/musdb/logs
+    """
+    from vocals2song.train import train
+
+    with _errors(debug):
+        cfg = replace_given(TrainConfig(), input_subdir=input_subdir, target_subdir=target_subdir, steps=steps,
+                            batch_size=batch_size, tile=tile, model=model, lambda_l1=lambda_l1, lr=lr, seed=seed,
+                            checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
+                            mixed_precision=mixed_precision, xla=xla)
+        summary = train(data, run, cfg, resume=resume, progress=True, log=click.echo)
+        if summary.step > summary.start:
+            row = summary.last_row
+            click.echo(f"{run}: step {summary.step} in {summary.seconds:.1f} s ({summary.steps_per_second:.2f} steps/s); "
+                       f"gen_l1 {row.get('gen_l1', float('nan')):.4f}, val_l1 {row.get('val_l1', float('nan')):.4f}. "
+                       f"Listen: tensorboard --logdir {run}/logs")
 
 
 @cli.command("image2sound")

@@ -290,15 +290,29 @@ def decode_audio(pixels: np.ndarray, meta: ImageMeta, phase: str = "image", iter
     ``phase="image"`` uses the stored phase (the inverse STFT); ``"griffinlim"`` runs ``iters`` iterations of
     Griffin-Lim on the stored magnitude, starting from the stored phase.
     """
-    u, v = decode_planes(pixels, meta, path)
-    padded_length = meta.hop * (pixels.shape[1] - 1)  # the segment length the frames were computed from
-    if phase == "image":
-        Z = planes_to_spectrogram(u, v, meta.top_db, meta.range_db)
-        y = audio.istft(Z, meta.hop, meta.win, meta.window, length=max(padded_length, meta.length))
-    elif phase == "griffinlim":
-        S = planes_to_magnitude(u, meta.top_db, meta.range_db)
-        y = audio.griffinlim(S, meta.hop, meta.win, meta.window, iters=iters, phase=planes_to_phase(v),
-                             length=max(padded_length, meta.length))
-    else:
+    if phase not in ("image", "griffinlim"):
         raise Vocals2SongError(f"unknown phase source {phase!r}; use image or griffinlim", usage=True)
+    u, v = decode_planes(pixels, meta, path)
+    return planes_to_audio(u, v, meta, griffinlim_iters=iters if phase == "griffinlim" else 0)
+
+
+def planes_to_audio(u: np.ndarray, v: np.ndarray, meta: ImageMeta, phase: np.ndarray | None = None,
+                    griffinlim_iters: int = 0) -> np.ndarray:
+    """Planes ``(nb_bins, nb_frames)`` -> mono float32 waveform ``(meta.length,)`` at ``meta.sr``.
+
+    The phase comes from ``v``, or from ``phase`` (radians, same shape) when given; ``griffinlim_iters > 0``
+    runs that many Griffin-Lim iterations on the magnitude, starting from that phase.
+    """
+    padded_length = meta.hop * (u.shape[1] - 1)  # the segment length the frames were computed from
+    length = max(padded_length, meta.length)
+    if griffinlim_iters > 0:
+        angle = planes_to_phase(v) if phase is None else phase
+        S = planes_to_magnitude(u, meta.top_db, meta.range_db)
+        y = audio.griffinlim(S, meta.hop, meta.win, meta.window, iters=griffinlim_iters, phase=angle, length=length)
+    else:
+        if phase is None:
+            Z = planes_to_spectrogram(u, v, meta.top_db, meta.range_db)
+        else:
+            Z = planes_to_magnitude(u, meta.top_db, meta.range_db) * np.exp(1j * phase)
+        y = audio.istft(Z, meta.hop, meta.win, meta.window, length=length)
     return y[: meta.length].astype(np.float32)

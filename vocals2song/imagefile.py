@@ -15,6 +15,7 @@ import io
 import os
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -172,16 +173,21 @@ def _bmp_bytes(pixels: np.ndarray, meta_json: str) -> bytes:
 def _read_bmp(data: bytes) -> tuple[np.ndarray, str | None]:
     from PIL import Image
 
-    meta = None
-    if data.endswith(BMP_MAGIC) and len(data) > 2 * len(BMP_MAGIC) + 8:
-        (length,) = struct.unpack("<Q", data[-len(BMP_MAGIC) - 8: -len(BMP_MAGIC)])
-        start = len(data) - 2 * len(BMP_MAGIC) - 8 - length
-        if start > 0 and data[start: start + len(BMP_MAGIC)] == BMP_MAGIC:
-            meta = data[start + len(BMP_MAGIC): start + len(BMP_MAGIC) + length].decode("utf-8")
+    _, meta = _read_bmp_trailer(data)
     with Image.open(io.BytesIO(data)) as im:
         im.load()
         pixels = np.asarray(im.convert("RGB") if im.mode not in ("RGB", "RGBA") else im)
     return pixels, meta
+
+
+def _read_bmp_trailer(data: bytes) -> tuple[int, str | None]:
+    """The metadata trailer at the end of ``data``: (where it starts, JSON), or (len(data), None)."""
+    if data.endswith(BMP_MAGIC) and len(data) >= 2 * len(BMP_MAGIC) + 8:
+        (length,) = struct.unpack("<Q", data[-len(BMP_MAGIC) - 8: -len(BMP_MAGIC)])
+        start = len(data) - 2 * len(BMP_MAGIC) - 8 - length
+        if start >= 0 and data[start: start + len(BMP_MAGIC)] == BMP_MAGIC:
+            return start, data[start + len(BMP_MAGIC): start + len(BMP_MAGIC) + length].decode("utf-8")
+    return len(data), None
 
 
 # --- TIFF --------------------------------------------------------------------------------------------
@@ -196,3 +202,97 @@ def _read_tiff(data: bytes) -> tuple[np.ndarray, str | None]:
     if description is not None and not (description.lstrip().startswith("{") and '"format"' in description):
         description = None  # not ours (tifffile writes its own shape description by default)
     return (pixels if pixels.ndim == 3 else pixels[..., None]), description
+
+
+# --- probing without decoding ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image file's headers say: ``(nb_rows, nb_columns, nb_channels)``, sample dtype, metadata."""
+
+    nb_rows: int
+    nb_columns: int
+    nb_channels: int
+    dtype: str  # numpy dtype name: uint8, uint16, float32
+    meta_json: str | None
+
+
+def probe_image(path: str | os.PathLike) -> ImageInfo:
+    """Read an image's geometry and metadata from its headers, and check that it is complete.
+
+    Reads a few kilobytes (PNG, BMP) or the TIFF directory, not the pixels, so a training set of thousands of
+    images is checked in seconds. A truncated file (no PNG ``IEND``, short BMP or TIFF data) is an error.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+            f.seek(max(0, size - 12))
+            tail = f.read(12)
+    except FileNotFoundError as exc:
+        raise Vocals2SongError("no such file", path) from exc
+    except OSError as exc:
+        raise Vocals2SongError(f"cannot read it ({exc.strerror})", path) from exc
+    try:
+        if head.startswith(PNG_SIGNATURE):
+            return _probe_png(head, tail, path)
+        if head.startswith(b"BM"):
+            return _probe_bmp(head, size, path)
+        if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _probe_tiff(path, size)
+    except Vocals2SongError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - corrupt headers raise many types
+        raise Vocals2SongError(f"the image is corrupt ({type(exc).__name__}: {exc})", path) from exc
+    raise Vocals2SongError("not a PNG, BMP or TIFF image", path)
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
+
+
+def _probe_png(head: bytes, tail: bytes, path: Path) -> ImageInfo:
+    if tail[4:8] != b"IEND":
+        raise Vocals2SongError("the PNG is truncated (no IEND chunk at its end); re-create it", path)
+    header, meta = None, None
+    for kind, body in _png_chunks(head):
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body[:13])
+        elif kind == b"tEXt" and body.startswith(META_KEY.encode() + b"\0"):
+            meta = body[len(META_KEY) + 1:].decode("latin-1")
+        elif kind == b"IDAT":
+            break
+    if header is None:
+        raise Vocals2SongError("the PNG has no IHDR header", path)
+    width, height, bit_depth, color_type = header[:4]
+    if color_type not in _PNG_CHANNELS or bit_depth not in (8, 16):
+        raise Vocals2SongError(f"PNG colour type {color_type} at {bit_depth} bits is not supported; "
+                               "use 8 or 16-bit RGB or RGBA", path)
+    return ImageInfo(height, width, _PNG_CHANNELS[color_type], f"uint{bit_depth}", meta)
+
+
+def _probe_bmp(head: bytes, size: int, path: Path) -> ImageInfo:
+    declared, _, offset, _, width, height, _, bits = struct.unpack("<I4sIIiiHH", head[2:30])
+    row_bytes = (abs(width) * bits // 8 + 3) // 4 * 4
+    if size < offset + row_bytes * abs(height):
+        raise Vocals2SongError("the BMP is truncated; re-create it", path)
+    meta = None
+    if size > declared:  # our metadata trailer follows the declared file
+        with open(path, "rb") as f:
+            f.seek(declared)
+            _, meta = _read_bmp_trailer(f.read())
+    return ImageInfo(abs(height), abs(width), 4 if bits == 32 else 3, "uint8", meta)
+
+
+def _probe_tiff(path: Path, size: int) -> ImageInfo:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        end = max((o + n for o, n in zip(page.dataoffsets, page.databytecounts)), default=0)
+        if end > size:
+            raise Vocals2SongError("the TIFF is truncated; re-create it", path)
+        shape, dtype, description = page.shape, page.dtype, page.description or None
+    if description is not None and not (description.lstrip().startswith("{") and '"format"' in description):
+        description = None
+    return ImageInfo(shape[0], shape[1], shape[2] if len(shape) == 3 else 1, np.dtype(dtype).name, description)

@@ -1,0 +1,188 @@
+"""Audio quality metrics: how close a predicted mixture waveform is to the true mixture.
+
+Every metric takes two mono float waveforms ``(nb_samples,)`` of the same length, the reference
+(true mixture) first and the estimate (prediction) second, and returns a Python float. They are
+computed in float64 whatever the input precision, so float32 predictions do not cost accuracy.
+
+=====================  ====================================================  ==================
+name                   what                                                  better
+=====================  ====================================================  ==================
+snr                    signal-to-noise ratio, dB                             higher
+si_sdr                 scale-invariant SDR (Le Roux et al. 2019), dB          higher
+lsd                    log-spectral distance, dB                             lower
+spectral_convergence   relative Frobenius error of STFT magnitudes           lower
+mrstft                 multi-resolution STFT distance (Parallel WaveGAN)     lower
+=====================  ====================================================  ==================
+
+Silence never gives NaN: each metric documents what it returns instead (a finite value or +-inf).
+`aggregate` drops non-finite values, so a metric that returns inf for identical signals does not
+poison a mean over a test set.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from vocals2song import audio
+from vocals2song.errors import Vocals2SongError
+
+#: Added to the energies in `si_sdr`: machine epsilon, far below the energy of any audible signal,
+#: so it only matters when a signal is (near) digital silence, where it turns 0/0 into a number.
+SI_SDR_EPS = float(np.finfo(np.float64).eps)
+#: Added to STFT power in `lsd`: a -100 dB floor, below float32 rounding noise of full-scale audio,
+#: so silent bins compare equal instead of as log(0).
+LSD_EPS = 1e-10
+#: Floor on STFT power in `mrstft`, as in Parallel WaveGAN's ``stft()`` (magnitude >= ~3.2e-4).
+MRSTFT_EPS = 1e-7
+#: (n_fft, hop) pairs for `mrstft`; the window is n_fft long.
+MRSTFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
+
+
+def _check_pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate two mono waveforms and return them as float64 ``(nb_samples,)`` arrays."""
+    reference = np.asarray(reference, dtype=np.float64)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    for name, y in (("reference", reference), ("estimate", estimate)):
+        if y.ndim != 1:
+            raise Vocals2SongError(f"metrics need mono (nb_samples,) waveforms, the {name} has shape {y.shape}")
+        # A NaN sample would make every metric NaN; say so here rather than report NaN scores.
+        if not np.all(np.isfinite(y)):
+            raise Vocals2SongError(f"the {name} waveform has non-finite samples (NaN or inf)")
+    if len(reference) != len(estimate):
+        raise Vocals2SongError(f"reference and estimate differ in length: {len(reference)} vs {len(estimate)} samples")
+    if len(reference) == 0:
+        raise Vocals2SongError("reference and estimate are empty")
+    return reference, estimate
+
+
+def _magnitude(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """float64 ``(nb_samples,)`` -> STFT magnitude ``(n_fft // 2 + 1, 1 + nb_samples // hop)``.
+
+    Centred frames padded with zeros, so signals shorter than ``n_fft`` still give frames.
+    """
+    return np.abs(audio.stft(y, n_fft, hop, n_fft))
+
+
+def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Signal-to-noise ratio in dB; inf when identical (see `audio.snr_db`)."""
+    reference, estimate = _check_pair(reference, estimate)
+    return float(audio.snr_db(reference, estimate))
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al., "SDR - half-baked or well
+    done?", 2019): the estimate is split into its projection on the reference (the target) and the
+    rest (the error); SI-SDR = 10 log10(|target|^2 / |error|^2). Both signals are made zero-mean first.
+
+    Scaling the estimate does not change it. `SI_SDR_EPS` is added to the energies, as torchmetrics
+    does, so it is always finite: identical signals give ~10 log10(|reference|^2 / eps) (> 100 dB for
+    audible signals), two silent signals 0 dB, a silent estimate 0 dB, a silent reference with a
+    non-silent estimate a very low value.
+    """
+    reference, estimate = _check_pair(reference, estimate)
+    reference = reference - reference.mean()
+    estimate = estimate - estimate.mean()
+    scale = float(np.dot(estimate, reference)) / (float(np.dot(reference, reference)) + SI_SDR_EPS)
+    target = scale * reference
+    error = estimate - target
+    ratio = (float(np.dot(target, target)) + SI_SDR_EPS) / (float(np.dot(error, error)) + SI_SDR_EPS)
+    return float(10.0 * np.log10(ratio))
+
+
+def lsd(reference: np.ndarray, estimate: np.ndarray, n_fft: int = 2048, hop: int = 512) -> float:
+    """Log-spectral distance in dB: per frame, the RMS over bins of the difference of the power
+    spectra in dB (``10 log10(|X|^2 + LSD_EPS)``), then the mean over frames. 0 when identical;
+    finite for silence (silent bins sit at the -100 dB floor).
+    """
+    reference, estimate = _check_pair(reference, estimate)
+    ref_db = 10.0 * np.log10(_magnitude(reference, n_fft, hop) ** 2 + LSD_EPS)
+    est_db = 10.0 * np.log10(_magnitude(estimate, n_fft, hop) ** 2 + LSD_EPS)
+    per_frame = np.sqrt(np.mean((ref_db - est_db) ** 2, axis=0))
+    return float(np.mean(per_frame))
+
+
+def spectral_convergence(reference: np.ndarray, estimate: np.ndarray, n_fft: int = 2048, hop: int = 512) -> float:
+    """``|| |X| - |Y| ||_F / || |X| ||_F`` with X, Y the STFTs of reference and estimate: the error in
+    STFT magnitude relative to the reference's. 0 when identical. A silent reference gives 0 when
+    the estimate is silent too and inf otherwise.
+    """
+    reference, estimate = _check_pair(reference, estimate)
+    ref_mag = _magnitude(reference, n_fft, hop)
+    error = float(np.linalg.norm(ref_mag - _magnitude(estimate, n_fft, hop)))
+    norm = float(np.linalg.norm(ref_mag))
+    if norm == 0.0:
+        return 0.0 if error == 0.0 else float("inf")
+    return error / norm
+
+
+def mrstft(reference: np.ndarray, estimate: np.ndarray,
+           resolutions: tuple[tuple[int, int], ...] = MRSTFT_RESOLUTIONS) -> float:
+    """Multi-resolution STFT distance, the loss of Parallel WaveGAN (Yamamoto et al. 2020) and
+    auraloss: for each ``(n_fft, hop)`` in ``resolutions`` (Hann window of n_fft samples), spectral
+    convergence plus the mean absolute difference of log magnitudes, then the mean over resolutions.
+
+    As in Parallel WaveGAN, magnitudes are ``sqrt(max(|X|^2, MRSTFT_EPS))``, so silence is finite.
+    Differences from Parallel WaveGAN's defaults: resolutions, full-length windows, zero (not
+    reflect) padding of the centred frames.
+    """
+    reference, estimate = _check_pair(reference, estimate)
+    if not resolutions:
+        raise Vocals2SongError("mrstft needs at least one (n_fft, hop) resolution")
+    total = 0.0
+    for n_fft, hop in resolutions:
+        ref_mag = np.sqrt(np.maximum(_magnitude(reference, n_fft, hop) ** 2, MRSTFT_EPS))
+        est_mag = np.sqrt(np.maximum(_magnitude(estimate, n_fft, hop) ** 2, MRSTFT_EPS))
+        convergence = np.linalg.norm(ref_mag - est_mag) / np.linalg.norm(ref_mag)
+        log_distance = np.mean(np.abs(np.log(ref_mag) - np.log(est_mag)))
+        total += float(convergence + log_distance)
+    return total / len(resolutions)
+
+
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+#: The metrics `compute_all` reports, by name.
+METRICS: dict[str, Metric] = {
+    "snr": snr,
+    "si_sdr": si_sdr,
+    "lsd": lsd,
+    "spectral_convergence": spectral_convergence,
+    "mrstft": mrstft,
+}
+
+#: Which direction is better for each metric in `METRICS`.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "snr": True,
+    "si_sdr": True,
+    "lsd": False,
+    "spectral_convergence": False,
+    "mrstft": False,
+}
+
+
+def compute_all(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
+    """Every metric in `METRICS` with its default settings: name -> value."""
+    reference, estimate = _check_pair(reference, estimate)
+    return {name: metric(reference, estimate) for name, metric in METRICS.items()}
+
+
+def aggregate(items: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Summarise per-item metrics (e.g. one `compute_all` dict per test track):
+    metric name -> ``{"median": ..., "mean": ...}``, in the order names first appear.
+
+    Non-finite values (inf SNR for a perfect prediction, NaN) are left out, so one of them does not
+    make the mean inf. A metric with no finite value gets NaN for both, which says "no data".
+    """
+    values: dict[str, list[float]] = {}
+    for item in items:
+        for name, value in item.items():
+            values.setdefault(name, []).append(float(value))
+    summary: dict[str, dict[str, float]] = {}
+    for name, vals in values.items():
+        finite = np.array([v for v in vals if np.isfinite(v)], dtype=np.float64)
+        if finite.size == 0:
+            summary[name] = {"median": float("nan"), "mean": float("nan")}
+        else:
+            summary[name] = {"median": float(np.median(finite)), "mean": float(np.mean(finite))}
+    return summary

@@ -1,0 +1,199 @@
+"""pix2pix in Keras 3: the U-Net generator, the 70x70 PatchGAN discriminator, and the GAN that trains them.
+
+As published (Isola et al. 2017) and in the TensorFlow tutorial: kernel 4, stride 2, BatchNorm, LeakyReLU 0.2,
+dropout 0.5 on the first three decoder blocks, tanh output; loss GAN BCE + lambda * L1; Adam(2e-4, beta_1 0.5).
+Tensors are NHWC: ``(nb_batch, nb_rows, nb_frames, nb_channels)`` with ``nb_rows = n_fft / 2`` (Nyquist dropped).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from vocals2song.config import ModelConfig
+
+KERNEL = 4
+INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def downsample(filters: int, apply_batchnorm: bool = True) -> keras.Sequential:
+    """Conv 4x4 stride 2 -> [BatchNorm] -> LeakyReLU(0.2): halves both axes."""
+    block = keras.Sequential()
+    block.add(layers.Conv2D(filters, KERNEL, strides=2, padding="same", kernel_initializer=INIT, use_bias=False))
+    if apply_batchnorm:
+        block.add(layers.BatchNormalization())
+    block.add(layers.LeakyReLU(negative_slope=0.2))
+    return block
+
+
+def upsample(filters: int, apply_dropout: bool = False) -> keras.Sequential:
+    """Transposed conv 4x4 stride 2 -> BatchNorm -> [Dropout 0.5] -> ReLU: doubles both axes."""
+    block = keras.Sequential()
+    block.add(layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", kernel_initializer=INIT,
+                                     use_bias=False))
+    block.add(layers.BatchNormalization())
+    if apply_dropout:
+        block.add(layers.Dropout(0.5))
+    block.add(layers.ReLU())
+    return block
+
+
+@keras.saving.register_keras_serializable(package="vocals2song")
+class PadToMultiple(layers.Layer):
+    """Pads rows and frames up to a multiple of ``multiple`` with -1 (the magnitude floor, i.e. silence)."""
+
+    def __init__(self, multiple: int, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = multiple
+
+    def call(self, x):
+        shape = ops.shape(x)
+        pad_rows = (-shape[1]) % self.multiple
+        pad_frames = (-shape[2]) % self.multiple
+        return ops.pad(x, [[0, 0], [0, pad_rows], [0, pad_frames], [0, 0]], constant_values=-1.0)
+
+    def compute_output_shape(self, input_shape):
+        def up(n):
+            return None if n is None else -(-n // self.multiple) * self.multiple
+        return (input_shape[0], up(input_shape[1]), up(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="vocals2song")
+class CropLike(layers.Layer):
+    """Crops ``x`` back to the rows and frames of ``reference``."""
+
+    def call(self, x, reference):
+        shape = ops.shape(reference)
+        return x[:, : shape[1], : shape[2], :]
+
+    def compute_output_shape(self, x_shape, reference_shape):
+        return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[3])
+
+
+def _filters(base: int, maximum: int, level: int) -> int:
+    return min(base * 2**level, maximum)
+
+
+def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig) -> keras.Model:
+    """U-Net: ``(batch, nb_rows, nb_frames, nb_channels)`` in [-1, 1] -> the same shape, any nb_frames.
+
+    With the default 8 levels and a 512 x 256 tile: 512x256 -> 256x128 -> ... -> 2x1 and back up.
+    Inputs whose sides are not multiples of ``2**levels`` are padded internally and cropped back.
+    """
+    inputs = keras.Input(shape=(nb_rows, None, nb_channels), name="vocals")
+    x = PadToMultiple(2**cfg.levels, name="pad")(inputs)
+    down_stack = [downsample(_filters(cfg.gen_filters, cfg.gen_max_filters, i), apply_batchnorm=i > 0)
+                  for i in range(cfg.levels)]  # (rows / 2**(i+1), frames / 2**(i+1), filters_i)
+    up_stack = [upsample(_filters(cfg.gen_filters, cfg.gen_max_filters, i), apply_dropout=j < 3)
+                for j, i in enumerate(reversed(range(cfg.levels - 1)))]  # mirrors the encoder, first 3 drop out
+    skips = []
+    for down in down_stack:
+        x = down(x)
+        skips.append(x)
+    for up, skip in zip(up_stack, reversed(skips[:-1])):
+        x = up(x)
+        x = layers.Concatenate()([x, skip])
+    x = layers.Conv2DTranspose(nb_channels, KERNEL, strides=2, padding="same", kernel_initializer=INIT,
+                               name="to_image")(x)  # (padded rows, padded frames, nb_channels)
+    x = layers.Activation("tanh", dtype="float32", name="tanh")(x)
+    outputs = CropLike(name="crop")(x, inputs)
+    return keras.Model(inputs, outputs, name="generator")
+
+
+def build_discriminator(nb_rows: int, nb_channels: int, cfg: ModelConfig) -> keras.Model:
+    """70x70 PatchGAN on (input, target): ``2 x (batch, rows, frames, C)`` -> logits ``(batch, r, f, 1)``.
+
+    For a 512 x 256 tile the patch grid is 62 x 30: C64 -> C128 -> C256 (stride 2) -> C512 -> 1 (stride 1).
+    """
+    inp = keras.Input(shape=(nb_rows, None, nb_channels), name="input_image")
+    tar = keras.Input(shape=(nb_rows, None, nb_channels), name="target_image")
+    x = layers.Concatenate()([inp, tar])  # (rows, frames, 2C)
+    for i in range(3):
+        x = downsample(_filters(cfg.disc_filters, cfg.disc_max_filters, i), apply_batchnorm=i > 0)(x)
+    x = layers.ZeroPadding2D()(x)  # (rows/8 + 2, frames/8 + 2)
+    x = layers.Conv2D(_filters(cfg.disc_filters, cfg.disc_max_filters, 3), KERNEL, strides=1,
+                      kernel_initializer=INIT, use_bias=False)(x)  # (rows/8 - 1, frames/8 - 1)
+    x = layers.BatchNormalization()(x)
+    x = layers.LeakyReLU(negative_slope=0.2)(x)
+    x = layers.ZeroPadding2D()(x)
+    x = layers.Conv2D(1, KERNEL, strides=1, kernel_initializer=INIT)(x)  # (rows/8 - 2, frames/8 - 2, 1)
+    x = layers.Activation("linear", dtype="float32", name="logits")(x)
+    return keras.Model([inp, tar], x, name="discriminator")
+
+
+class Pix2Pix(keras.Model):
+    """The GAN: owns both networks; ``fit`` on ``(vocals, target)`` batches trains them."""
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, lambda_l1: float = 100.0, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.lambda_l1 = float(lambda_l1)
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum_over_batch_size")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("gen_total", "gen_gan", "gen_l1", "disc")}
+        self.val_tracker = keras.metrics.Mean(name="l1")
+
+    def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+
+    @property
+    def metrics(self):
+        return [*self.trackers.values(), self.val_tracker]
+
+    def call(self, x, training=False):
+        return self.generator(x, training=training)
+
+    def losses_for(self, x, y, training: bool):
+        """One forward pass of both networks: (gen_total, gen_gan, gen_l1, disc) losses as scalars."""
+        fake = self.generator(x, training=training)
+        real_logits = self.discriminator([x, y], training=training)
+        fake_logits = self.discriminator([x, fake], training=training)
+        gen_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
+        gen_l1 = ops.mean(ops.abs(ops.cast(y, fake.dtype) - fake))
+        gen_total = gen_gan + self.lambda_l1 * gen_l1
+        disc = self.bce(ops.ones_like(real_logits), real_logits) + self.bce(ops.zeros_like(fake_logits), fake_logits)
+        return gen_total, gen_gan, gen_l1, disc
+
+    def train_step(self, data):
+        import tensorflow as tf  # the step needs gradient tapes: the TensorFlow backend
+
+        x, y = data
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            gen_total, gen_gan, gen_l1, disc = self.losses_for(x, y, training=True)
+            g_loss = self.g_optimizer.scale_loss(gen_total)
+            d_loss = self.d_optimizer.scale_loss(disc)
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
+        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+        for name, value in zip(self.trackers, (gen_total, gen_gan, gen_l1, disc)):
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def test_step(self, data):
+        x, y = data
+        fake = self.generator(x, training=False)
+        self.val_tracker.update_state(ops.mean(ops.abs(ops.cast(y, fake.dtype) - fake)))
+        return {"l1": self.val_tracker.result()}
+
+
+def make_optimizer(lr: float, mixed_precision: bool = False) -> keras.optimizers.Optimizer:
+    opt = keras.optimizers.Adam(learning_rate=lr, beta_1=0.5)
+    return keras.optimizers.LossScaleOptimizer(opt) if mixed_precision else opt
+
+
+def build_pix2pix(nb_rows: int, nb_channels: int, cfg: ModelConfig, lambda_l1: float = 100.0, lr: float = 2e-4,
+                  mixed_precision: bool = False, jit_compile: bool = False) -> Pix2Pix:
+    """Build and compile the GAN (inside the current distribution strategy's scope)."""
+    gan = Pix2Pix(build_generator(nb_rows, nb_channels, cfg), build_discriminator(nb_rows, nb_channels, cfg),
+                  lambda_l1=lambda_l1)
+    gan.compile(g_optimizer=make_optimizer(lr, mixed_precision), d_optimizer=make_optimizer(lr, mixed_precision),
+                jit_compile=jit_compile)
+    gan.g_optimizer.build(gan.generator.trainable_variables)
+    gan.d_optimizer.build(gan.discriminator.trainable_variables)
+    return gan

@@ -1,0 +1,442 @@
+"""`vocals2song train DATA RUN`: pix2pix on paired spectrogram images, into a run folder that resumes.
+
+The run folder (SPEC.md, "The run folder")::
+
+    RUN/config.json        codec + model + training settings + strategy; predict/evaluate read only this
+    RUN/checkpoints/       tf.train.CheckpointManager: both models, both optimizers (and so the step)
+    RUN/generator.keras    the latest generator
+    RUN/history.csv        step,gen_total,gen_gan,gen_l1,disc,val_l1
+    RUN/logs/              TensorBoard: losses, image strips, audio of predicted mixtures
+    RUN/samples/           PNG strips input | target | prediction of fixed validation tiles
+    RUN/losses.png         loss curves
+
+Side jobs (history, samples, checkpoints, the progress bar) are Keras callbacks around one ``fit``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vocals2song import data as data_mod
+from vocals2song import plots, transforms
+from vocals2song.codec import ImageMeta
+from vocals2song.config import MODELS, TrainConfig
+from vocals2song.errors import Vocals2SongError
+from vocals2song.files import atomic_path, write_bytes_atomic
+
+RUN_VERSION = 1
+HISTORY_COLUMNS = ("step", "gen_total", "gen_gan", "gen_l1", "disc", "val_l1")
+#: settings that must not change when a run resumes (they change what the weights mean)
+FIXED_ON_RESUME = ("codec", "model", "target")
+#: what `--no-resume` removes: the run folder's own artefacts, nothing else
+RUN_ARTEFACTS = ("config.json", "checkpoints", "generator.keras", "history.csv", "logs", "samples", "losses.png")
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ start-up chatter (no CUDA on a CPU machine, oneDNN notices) off the terminal."""
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+
+
+# --- distribution ----------------------------------------------------------------------------------
+
+def make_strategy():
+    """`MultiWorkerMirroredStrategy` when TF_CONFIG names a cluster, `MirroredStrategy` on several GPUs,
+    else the default strategy. Returns (strategy, is_chief, description)."""
+    import tensorflow as tf
+
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    cluster = tf_config.get("cluster") or {}
+    nb_workers = sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
+    if nb_workers > 1:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        task = tf_config.get("task") or {}
+        is_chief = task.get("type") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
+                                                   and "chief" not in cluster)
+        return strategy, is_chief, f"MultiWorkerMirroredStrategy ({nb_workers} workers)"
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy(), True, f"MirroredStrategy ({len(gpus)} GPUs)"
+    return tf.distribute.get_strategy(), True, "default (one device: " + ("GPU" if gpus else "CPU") + ")"
+
+
+# --- the run folder --------------------------------------------------------------------------------
+
+def read_run_config(run: str | os.PathLike) -> dict:
+    """RUN/config.json, checked; what predict and evaluate build on."""
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        raise Vocals2SongError("not a run folder (no config.json); train one with `vocals2song train DATA RUN`",
+                               run, usage=True)
+    try:
+        config = json.loads(path.read_text())
+        ImageMeta(**{**config["codec"], "length": 0})
+        config["model"]["preset"], config["training"]["tile"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Vocals2SongError(f"config.json is not valid ({type(exc).__name__}: {exc})", path) from exc
+    if config.get("version") != RUN_VERSION:
+        raise Vocals2SongError(f"run folder version {config.get('version')} is not supported", path)
+    return config
+
+
+def codec_meta(config: dict, length: int = 0) -> ImageMeta:
+    """The run's codec as image metadata (``length`` in samples)."""
+    return ImageMeta(**{**config["codec"], "length": int(length)})
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_history(path: Path) -> list[dict]:
+    return plots.read_history(path) if path.is_file() else []
+
+
+def _write_history(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(HISTORY_COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in HISTORY_COLUMNS])
+    write_bytes_atomic(path, buf.getvalue().encode())
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return str(int(value)) if isinstance(value, (int, np.integer)) else f"{float(value):.6g}"
+
+
+def _prepare_run(run: Path, cfg: TrainConfig, resume: bool) -> None:
+    if run.exists() and not run.is_dir():
+        raise Vocals2SongError("exists and is not a folder", run, usage=True)
+    if not resume:
+        for name in RUN_ARTEFACTS:
+            target = run / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    run.mkdir(parents=True, exist_ok=True)
+
+
+def _check_resume(old: dict, new: dict, run: Path) -> None:
+    changed = [k for k in FIXED_ON_RESUME if old.get(k) != new.get(k)]
+    if changed:
+        details = "; ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in changed)
+        raise Vocals2SongError(f"this run was trained with other settings ({details}); use a new RUN folder, "
+                               "or --no-resume to start this one over", run, usage=True)
+
+
+# --- callbacks -------------------------------------------------------------------------------------
+
+def _callbacks():
+    import keras
+    import tensorflow as tf
+
+    class RunState:
+        """What the callbacks share: the run, its step, the fixed validation tiles, the TensorBoard writer."""
+
+        def __init__(self, run: Path, cfg: TrainConfig, config: dict, start: int, val: tuple, is_chief: bool):
+            self.run, self.cfg, self.config, self.step, self.start = run, cfg, config, start, start
+            self.val_x, self.val_y, self.val_names = val
+            self.is_chief = is_chief
+            self.meta = codec_meta(config)
+            self.writer = (tf.summary.create_file_writer(str(run / "logs")) if is_chief
+                           else tf.summary.create_noop_writer())
+            self.last_row: dict = {}
+
+        def predict(self, x: np.ndarray, model) -> np.ndarray:
+            return np.concatenate([np.asarray(model.generator(x[i: i + 4], training=False))
+                                   for i in range(0, len(x), 4)])
+
+        def tile_audio(self, x: np.ndarray) -> np.ndarray:
+            """Network tiles ``(k, rows, tile, C)`` -> waveforms ``(k, samples, 1)`` decoded with the codec."""
+            meta = dataclasses.replace(self.meta, length=self.meta.hop * (x.shape[2] - 1))
+            waves = []
+            for tile in x:
+                u, v = transforms.net_to_planes(tile, meta.format, self.config["codec"].get("split"))
+                from vocals2song.codec import planes_to_audio
+
+                waves.append(np.clip(planes_to_audio(u, v, meta), -1.0, 1.0))
+            return np.stack(waves)[..., None]
+
+    class History(keras.callbacks.Callback):
+        """Every ``log_every`` steps: a history.csv row of mean losses since the last row, with val_l1."""
+
+        def __init__(self, state: RunState):
+            super().__init__()
+            self.state = state
+
+        def on_train_batch_end(self, batch, logs=None):
+            state = self.state
+            state.step = state.start + batch + 1
+            if state.step % state.cfg.log_every and state.step != state.cfg.steps:
+                return
+            pred = state.predict(state.val_x, self.model)
+            row = {"step": state.step, **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:5]},
+                   "val_l1": float(np.mean(np.abs(pred - state.val_y)))}
+            for metric in self.model.metrics:
+                metric.reset_state()
+            state.last_row = row
+            if not state.is_chief:
+                return
+            with open(state.run / "history.csv", "a", newline="") as f:
+                f.write(",".join(_cell(row[c]) for c in HISTORY_COLUMNS) + "\n")
+            with state.writer.as_default(step=state.step):
+                for name, value in row.items():
+                    if name != "step":
+                        tf.summary.scalar(f"loss/{name}", value)
+
+    class Samples(keras.callbacks.Callback):
+        """Every ``sample_every`` steps: samples/step_NNNNNN.png, TensorBoard image strips and audio."""
+
+        def __init__(self, state: RunState):
+            super().__init__()
+            self.state = state
+
+        def on_train_begin(self, logs=None):
+            state = self.state
+            k = state.cfg.sample_tiles
+            if state.is_chief:
+                with state.writer.as_default(step=state.step):
+                    sr = state.meta.sr
+                    tf.summary.audio("audio/input_vocals", state.tile_audio(state.val_x[:k]), sr, max_outputs=k)
+                    tf.summary.audio("audio/target", state.tile_audio(state.val_y[:k]), sr, max_outputs=k)
+
+        def on_train_batch_end(self, batch, logs=None):
+            state = self.state
+            if state.is_chief and (state.step % state.cfg.sample_every == 0 or state.step == state.cfg.steps):
+                write_samples(state, self.model)
+
+    class Checkpoints(keras.callbacks.Callback):
+        """Every ``checkpoint_every`` steps and at the end: checkpoint, generator.keras, config, losses.png."""
+
+        def __init__(self, state: RunState, manager):
+            super().__init__()
+            self.state, self.manager = state, manager
+
+        def on_train_batch_end(self, batch, logs=None):
+            state = self.state
+            if state.step % state.cfg.checkpoint_every == 0 or state.step == state.cfg.steps:
+                save_run(state, self.model, self.manager)
+
+    class Progress(keras.callbacks.Callback):
+        """One line: step, losses, steps/s, ETA; redrawn on a terminal, printed per history row otherwise."""
+
+        def __init__(self, state: RunState, stream=sys.stderr):
+            super().__init__()
+            self.state, self.stream = state, stream
+            self.tty = stream.isatty()
+            self.t0 = self.last_draw = 0.0
+
+        def on_train_begin(self, logs=None):
+            self.t0 = time.monotonic()
+
+        def on_train_batch_end(self, batch, logs=None):
+            state, now = self.state, time.monotonic()
+            row_step = state.step % state.cfg.log_every == 0 or state.step == state.cfg.steps
+            if not (row_step or (self.tty and now - self.last_draw > 0.5)):
+                return
+            self.last_draw = now
+            done = state.step - state.start
+            rate = done / max(now - self.t0, 1e-9)
+            eta = (state.cfg.steps - state.step) / rate if rate > 0 else float("inf")
+            width = 24
+            filled = int(width * state.step / state.cfg.steps)
+            logs = logs or {}
+            line = (f"step {state.step}/{state.cfg.steps} [{'#' * filled}{'.' * (width - filled)}] "
+                    f"gen {logs.get('gen_total', float('nan')):.3f} (gan {logs.get('gen_gan', float('nan')):.3f}, "
+                    f"l1 {logs.get('gen_l1', float('nan')):.4f}) disc {logs.get('disc', float('nan')):.3f}")
+            if row_step and state.last_row.get("step") == state.step:
+                line += f" val_l1 {state.last_row['val_l1']:.4f}"
+            line += f" | {rate:.2f} steps/s | ETA {_duration(eta)}"
+            if self.tty:
+                self.stream.write("\r\033[K" + line)
+                if state.step == state.cfg.steps:
+                    self.stream.write("\n")
+            else:
+                self.stream.write(line + "\n")
+            self.stream.flush()
+
+    return RunState, History, Samples, Checkpoints, Progress
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def write_samples(state, model) -> None:
+    """samples/step_NNNNNN.png and TensorBoard strips + predicted-mixture audio of the fixed tiles."""
+    import tensorflow as tf
+
+    k = state.cfg.sample_tiles
+    x, y = state.val_x[:k], state.val_y[:k]
+    pred = state.predict(x, model)
+    rows = [(x[i, ..., 0], y[i, ..., 0], pred[i, ..., 0]) for i in range(len(x))]  # magnitude channel
+    plots.save_strips(state.run / "samples" / f"step_{state.step:06d}.png", rows, value_range=(-1.0, 1.0))
+    with state.writer.as_default(step=state.step):
+        tf.summary.image("strips/input|target|prediction", plots.strip_image(rows)[None], max_outputs=1)
+        tf.summary.audio("audio/predicted_mixture", state.tile_audio(pred), state.meta.sr, max_outputs=k)
+    state.writer.flush()
+
+
+def save_run(state, model, manager) -> None:
+    """Checkpoint (every worker: MultiWorkerMirroredStrategy needs all to save), then the chief's files."""
+    manager.save(checkpoint_number=state.step)
+    if not state.is_chief:
+        return
+    with atomic_path(state.run / "generator.keras") as tmp:
+        model.generator.save(tmp)
+    state.config["step"] = state.step
+    _write_json(state.run / "config.json", state.config)
+    plots.save_losses(state.run / "losses.png", read_history(state.run / "history.csv"))
+
+
+# --- the driver ------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class TrainSummary:
+    run: Path
+    start: int
+    step: int
+    seconds: float
+    steps_per_second: float
+    strategy: str
+    notes: list[str]
+    last_row: dict
+
+
+def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | None = None, resume: bool = True,
+          progress: bool = True, log=print) -> TrainSummary:
+    """Train (or resume) a pix2pix run on DATA's paired images; see the module docstring for RUN."""
+    cfg = cfg or TrainConfig()
+    _check_config(cfg)
+    run = Path(run)
+    pairs = data_mod.find_pairs(data, cfg.input_subdir, cfg.target_subdir)
+    quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    from vocals2song.model import build_pix2pix
+
+    keras.utils.set_random_seed(cfg.seed)
+    strategy, is_chief, strategy_name = make_strategy()
+    notes = list(pairs.notes)
+    mixed = cfg.mixed_precision and bool(tf.config.list_logical_devices("GPU"))
+    if cfg.mixed_precision and not mixed:
+        notes.append("--mixed-precision ignored: no GPU (float16 is slow on CPUs)")
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    fmt = pairs.meta.format
+    nb_rows, nb_channels = pairs.info.nb_rows - 1, transforms.nb_net_channels(fmt)
+    val = data_mod.fixed_tiles(pairs.valid, fmt, cfg.tile, cfg.val_tiles)
+    config = _run_config(data, cfg, pairs, val[2], strategy_name, strategy.num_replicas_in_sync, nb_rows, nb_channels)
+    if is_chief:
+        _prepare_run(run, cfg, resume)
+        if (run / "config.json").is_file():
+            _check_resume(read_run_config(run), config, run)
+
+    with strategy.scope():
+        gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr, mixed_precision=mixed,
+                            jit_compile=cfg.xla)
+        checkpoint = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
+                                         g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer)
+    ckpt_dir = run / "checkpoints" if is_chief else Path(tempfile.mkdtemp(prefix="vocals2song-worker-"))
+    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=cfg.keep_checkpoints)
+    start = 0
+    if resume and manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        start = int(gan.g_optimizer.iterations.numpy())
+    if is_chief:
+        rows = [r for r in read_history(run / "history.csv") if r["step"] <= start]  # a kill may leave later rows
+        _write_history(run / "history.csv", rows)
+        config["step"] = start
+        _write_json(run / "config.json", config)
+    if start >= cfg.steps:
+        log(f"{run}: already at step {start} of {cfg.steps}; raise --steps to train on")
+        return TrainSummary(run, start, start, 0.0, 0.0, strategy_name, notes, {})
+    for note in notes:
+        log(f"note: {note}")
+    log(f"{run}: training {cfg.model} from step {start} to {cfg.steps} on {len(pairs.train)} pairs "
+        f"(valid {len(pairs.valid)}), {strategy_name}")
+
+    RunState, History, Samples, Checkpoints, Progress = _callbacks()
+    state = RunState(run, cfg, config, start, val, is_chief)
+    callbacks = [History(state), Samples(state), Checkpoints(state, manager)]
+    if progress:
+        callbacks.append(Progress(state))
+    global_batch = cfg.batch_size * strategy.num_replicas_in_sync
+    ds = data_mod.make_dataset(pairs.train, fmt, nb_rows, cfg.tile, global_batch, seed=cfg.seed + start)
+    t0 = time.monotonic()
+    gan.fit(ds, epochs=1, steps_per_epoch=cfg.steps - start, verbose=0, callbacks=callbacks)
+    seconds = time.monotonic() - t0
+    if not is_chief:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return TrainSummary(run, start, state.step, seconds, (state.step - start) / max(seconds, 1e-9), strategy_name,
+                        notes, state.last_row)
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    if cfg.model not in MODELS:
+        raise Vocals2SongError(f"unknown model {cfg.model!r}; use one of {', '.join(MODELS)}", usage=True)
+    for name in ("steps", "batch_size", "tile", "checkpoint_every", "sample_every", "log_every", "keep_checkpoints",
+                 "val_tiles", "sample_tiles"):
+        if getattr(cfg, name) < 1:
+            raise Vocals2SongError(f"--{name.replace('_', '-')} must be at least 1", usage=True)
+    if cfg.tile < 16:
+        raise Vocals2SongError("--tile must be at least 16 frames", usage=True)
+
+
+def _run_config(data, cfg: TrainConfig, pairs: data_mod.PairSet, val_names: list[str], strategy: str,
+                replicas: int, nb_rows: int, nb_channels: int) -> dict:
+    meta = dataclasses.asdict(pairs.meta)
+    codec = {k: meta[k] for k in ("format", "sr", "n_fft", "hop", "win", "window", "top_db", "range_db")}
+    codec["split"] = _target_split(pairs)
+    return {
+        "version": RUN_VERSION,
+        "codec": codec,
+        "target": pairs.target,
+        "model": {"preset": cfg.model, **dataclasses.asdict(MODELS[cfg.model]), "nb_rows": nb_rows,
+                  "nb_channels": nb_channels},
+        "training": dataclasses.asdict(cfg),
+        "strategy": {"name": strategy, "replicas": replicas},
+        "data": {"root": str(Path(data).resolve()), "train_pairs": len(pairs.train), "valid_pairs": len(pairs.valid),
+                 "held_out_tracks": sorted({p.track for p in pairs.valid}) if pairs.held_out else [],
+                 "valid_tiles": val_names, "notes": pairs.notes},
+        "generator": "generator.keras",
+        "step": 0,
+    }
+
+
+def _target_split(pairs: data_mod.PairSet) -> dict | None:
+    """rgba8: the mean magnitude split point of some training targets, to decode predictions with."""
+    if pairs.meta.format != "rgba8":
+        return None
+    from vocals2song.imagefile import probe_image
+
+    splits = []
+    for pair in pairs.train[:: max(1, len(pairs.train) // 16)]:
+        meta_json = probe_image(pair.target).meta_json
+        if meta_json:
+            split = ImageMeta.from_json(meta_json, pair.target).split
+            if split:
+                splits.append(split["mag"])
+    return {"mag": round(float(np.mean(splits)), 6) if splits else 0.5, "phase": 0.5}
