@@ -148,6 +148,13 @@ class Pix2Pix(keras.Model):
     def call(self, x, training=False):
         return self.generator(x, training=training)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Skip Keras' symbolic build: `build_pix2pix` builds both networks and optimizers eagerly.
+
+        Keras 3.15 builds by reducing the first distributed batch with ``strategy.reduce``, which raises for
+        ``MultiWorkerMirroredStrategy`` (PerReplica values cannot become a tensor there).
+        """
+
     def losses_for(self, x, y, training: bool):
         """One forward pass of both networks: (gen_total, gen_gan, gen_l1, disc) losses as scalars."""
         fake = self.generator(x, training=training)
@@ -165,21 +172,31 @@ class Pix2Pix(keras.Model):
         x, y = data
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             gen_total, gen_gan, gen_l1, disc = self.losses_for(x, y, training=True)
-            g_loss = self.g_optimizer.scale_loss(gen_total)
-            d_loss = self.d_optimizer.scale_loss(disc)
+            # Replicas' gradients are summed (all-reduce SUM), so each replica contributes its mean / replicas.
+            replicas = self.distribute_strategy.num_replicas_in_sync
+            g_loss = self.g_optimizer.scale_loss(gen_total / replicas)
+            d_loss = self.d_optimizer.scale_loss(disc / replicas)
         g_vars = self.generator.trainable_variables
         d_vars = self.discriminator.trainable_variables
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
         self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
         for name, value in zip(self.trackers, (gen_total, gen_gan, gen_l1, disc)):
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return self._logs(self.trackers)
 
     def test_step(self, data):
         x, y = data
         fake = self.generator(x, training=False)
         self.val_tracker.update_state(ops.mean(ops.abs(ops.cast(y, fake.dtype) - fake)))
-        return {"l1": self.val_tracker.result()}
+        return self._logs({"l1": self.val_tracker})
+
+    def _logs(self, trackers: dict) -> dict:
+        """Metric results; shape (1,) under MultiWorkerMirroredStrategy, whose Keras 3.15 log reduction
+        (``strategy.reduce("MEAN", v, axis=0)``) fails on scalars."""
+        import tensorflow as tf
+
+        multi = isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        return {name: ops.reshape(t.result(), (1,)) if multi else t.result() for name, t in trackers.items()}
 
 
 def make_optimizer(lr: float, mixed_precision: bool = False) -> keras.optimizers.Optimizer:

@@ -45,11 +45,29 @@ RUN_ARTEFACTS = ("config.json", "checkpoints", "generator.keras", "history.csv",
 
 
 def quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ start-up chatter (no CUDA on a CPU machine, oneDNN notices) off the terminal."""
+    """Import TensorFlow and find its devices with stderr silenced.
+
+    TensorFlow 2.21 prints C++ notices at import (oneDNN, "Could not find cuda drivers", cuInit errors on a CPU
+    machine) before its logging honours TF_CPP_MIN_LOG_LEVEL. A failed import still raises.
+    """
     import warnings
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        if not os.environ.get("TF_CONFIG"):  # a multi-worker strategy must configure the context first
+            tf.config.list_logical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 # --- distribution ----------------------------------------------------------------------------------
@@ -188,7 +206,7 @@ def _callbacks():
             if state.step % state.cfg.log_every and state.step != state.cfg.steps:
                 return
             pred = state.predict(state.val_x, self.model)
-            row = {"step": state.step, **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:5]},
+            row = {"step": state.step, **{k: float(np.mean(logs[k])) for k in HISTORY_COLUMNS[1:5]},
                    "val_l1": float(np.mean(np.abs(pred - state.val_y)))}
             for metric in self.model.metrics:
                 metric.reset_state()
@@ -258,7 +276,7 @@ def _callbacks():
             eta = (state.cfg.steps - state.step) / rate if rate > 0 else float("inf")
             width = 24
             filled = int(width * state.step / state.cfg.steps)
-            logs = logs or {}
+            logs = {k: float(np.mean(v)) for k, v in (logs or {}).items()}
             line = (f"step {state.step}/{state.cfg.steps} [{'#' * filled}{'.' * (width - filled)}] "
                     f"gen {logs.get('gen_total', float('nan')):.3f} (gan {logs.get('gen_gan', float('nan')):.3f}, "
                     f"l1 {logs.get('gen_l1', float('nan')):.4f}) disc {logs.get('disc', float('nan')):.3f}")
@@ -338,8 +356,8 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
 
     from vocals2song.model import build_pix2pix
 
+    strategy, is_chief, strategy_name = make_strategy()  # first: it configures TensorFlow's context
     keras.utils.set_random_seed(cfg.seed)
-    strategy, is_chief, strategy_name = make_strategy()
     notes = list(pairs.notes)
     mixed = cfg.mixed_precision and bool(tf.config.list_logical_devices("GPU"))
     if cfg.mixed_precision and not mixed:
