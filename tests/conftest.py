@@ -64,3 +64,23 @@ def run_cli():
 def files_bytes(root: Path) -> dict[str, bytes]:
     """Relative path -> bytes of every file under root."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def train_data(tmp_path_factory) -> Path:
+    """A learnable sound2image dataset (3 s segments): train 8 pairs from 2 tracks, valid 2, test 3.
+
+    The mixture is a function of the vocals (bass an octave under the sung pitch, a fixed drum bar, a pad).
+    """
+    from vocals2song.config import CodecConfig, DatasetConfig
+    from vocals2song.sound2image import sound2image
+
+    root = tmp_path_factory.mktemp("learnable")
+    make_musdb_tree(root / "musdb", [("train", "A - One", 12.0), ("train", "C - Three", 12.0),
+                                     ("train", VALID_TRACK, 6.0), ("test", "B - Two", 9.0)], sr=SR, seed=1)
+    sound2image(root / "musdb", root / "ds", CodecConfig(), DatasetConfig(segment=3.0, workers=2))
+    return root / "ds"
+
+
+#: a few tiny-model steps with every side job firing
+QUICK_TRAIN = ["--model", "tiny", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "2"]

@@ -169,7 +169,7 @@ class Pix2Pix(keras.Model):
     def train_step(self, data):
         import tensorflow as tf  # the step needs gradient tapes: the TensorFlow backend
 
-        x, y = data
+        x, y = data[0], data[1]  # (x, y) or (x, y, sample_weight)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             gen_total, gen_gan, gen_l1, disc = self.losses_for(x, y, training=True)
             # Replicas' gradients are summed (all-reduce SUM), so each replica contributes its mean / replicas.
@@ -185,7 +185,7 @@ class Pix2Pix(keras.Model):
         return self._logs(self.trackers)
 
     def test_step(self, data):
-        x, y = data
+        x, y = data[0], data[1]  # (x, y) or (x, y, sample_weight)
         fake = self.generator(x, training=False)
         self.val_tracker.update_state(ops.mean(ops.abs(ops.cast(y, fake.dtype) - fake)))
         return self._logs({"l1": self.val_tracker})

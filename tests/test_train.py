@@ -1,0 +1,279 @@
+"""Training: the pix2pix networks, the tf.data stream, the run folder, resume, and scaling out."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import QUICK_TRAIN
+from vocals2song import data as data_mod
+from vocals2song import transforms
+from vocals2song.config import MODELS, TrainConfig
+from vocals2song.errors import Vocals2SongError
+from vocals2song.imagefile import read_image, write_image
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from vocals2song.model import build_discriminator, build_generator, build_pix2pix  # noqa: E402
+from vocals2song.train import train  # noqa: E402
+
+ROWS = 512
+
+
+@pytest.mark.parametrize("frames", [256, 2584, 77])
+def test_generator_keeps_the_shape(frames):
+    gen = build_generator(ROWS, 2, MODELS["default"])
+    x = np.random.default_rng(0).uniform(-1, 1, (1, ROWS, frames, 2)).astype(np.float32)
+    y = np.asarray(gen(x, training=False))
+    assert y.shape == x.shape
+    assert np.all(np.abs(y) <= 1.0)
+
+
+def test_default_generator_is_the_published_unet():
+    gen = build_generator(ROWS, 2, MODELS["default"])
+    convs = [layer for layer in gen._flatten_layers() if isinstance(layer, keras.layers.Conv2D)
+             and not isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert [c.filters for c in convs] == [64, 128, 256, 512, 512, 512, 512, 512]
+    assert all(c.kernel_size == (4, 4) and c.strides == (2, 2) for c in convs)
+    dropouts = [layer for layer in gen._flatten_layers() if isinstance(layer, keras.layers.Dropout)]
+    assert len(dropouts) == 3 and all(d.rate == 0.5 for d in dropouts)
+
+
+def test_discriminator_patch_shape():
+    disc = build_discriminator(ROWS, 2, MODELS["default"])
+    x = np.zeros((2, ROWS, 256, 2), np.float32)
+    assert tuple(disc([x, x]).shape) == (2, 62, 30, 1)  # 70x70 receptive fields on a 512 x 256 tile
+
+
+def test_one_train_step_gives_finite_losses():
+    gan = build_pix2pix(ROWS, 4, MODELS["tiny"])
+    rng = np.random.default_rng(1)
+    x, y = (rng.uniform(-1, 1, (1, ROWS, 128, 4)).astype(np.float32) for _ in range(2))
+    before = [w.copy() for w in gan.generator.get_weights()]
+    logs = gan.train_on_batch(x, y, return_dict=True)
+    assert set(logs) >= {"gen_total", "gen_gan", "gen_l1", "disc"}
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert float(logs["gen_total"]) == pytest.approx(float(logs["gen_gan"]) + 100 * float(logs["gen_l1"]), rel=1e-4)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, gan.generator.get_weights()))
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+def _self_pairs(train_data, tmp_path) -> Path:
+    """A flat input/ + output/ folder where every target is its input: any crop must match exactly."""
+    root = tmp_path / "self"
+    for sub in ("input", "output"):
+        shutil.copytree(train_data / "train" / "vocals", root / sub)
+    return root
+
+
+def test_stream_pairs_and_crops_identically(train_data, tmp_path):
+    pairs = data_mod.find_pairs(_self_pairs(train_data, tmp_path), "input", "output")
+    assert pairs.meta.format == "rgb8" and pairs.held_out
+    ds = data_mod.make_dataset(pairs.train, "rgb8", ROWS, 128, batch_size=3, seed=0)
+    offsets = set()
+    for x, y in ds.take(6):
+        assert x.shape == (3, ROWS, 128, 2) and x.dtype == tf.float32
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+        assert -1.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0
+        offsets.add(float(x[0, 100, 0, 1]))  # a phase pixel: differs between crops
+    assert len(offsets) > 1
+
+
+def test_stream_decodes_like_numpy_with_nyquist_dropped(train_data):
+    pairs = data_mod.find_pairs(train_data)
+    width = read_image(pairs.train[0].input)[0].shape[1]
+    ds = data_mod.make_dataset(pairs.train[:1], "rgb8", ROWS, width, batch_size=1, crops_per_image=1)
+    x, y = next(iter(ds))
+    np.testing.assert_allclose(x[0].numpy(), data_mod.load_net_image(pairs.train[0].input, "rgb8"), atol=1e-6)
+    np.testing.assert_allclose(y[0].numpy(), data_mod.load_net_image(pairs.train[0].target, "rgb8"), atol=1e-6)
+    pixels = read_image(pairs.train[0].target)[0]
+    assert np.allclose(y[0, 0, :, 0].numpy(), pixels[1, :, 0] / 127.5 - 1)  # row 0 of the net = pixel row 1
+
+
+def test_dataset_splits_keep_tracks_apart(train_data):
+    pairs = data_mod.find_pairs(train_data)
+    assert len(pairs.train) == 8 and len(pairs.valid) == 2 and not pairs.held_out
+    assert {p.track for p in pairs.valid} == {"Actions - One Minute Smile"}
+    assert not {p.track for p in pairs.train} & {p.track for p in pairs.valid}
+
+
+def test_hold_out_whole_tracks_without_a_valid_split(train_data, tmp_path):
+    root = tmp_path / "flat"
+    for sub in ("vocals", "mixture"):
+        (root / sub).mkdir(parents=True)
+        for split in ("train", "valid", "test"):
+            for f in (train_data / split / sub).iterdir():
+                shutil.copy(f, root / sub / f.name)
+    pairs = data_mod.find_pairs(root)
+    assert pairs.held_out and pairs.valid
+    held = {p.track for p in pairs.valid}
+    assert not held & {p.track for p in pairs.train}  # never neighbouring segments of a training track
+    assert len(pairs.train) + len(pairs.valid) == 13
+
+
+def test_track_of_without_metadata():
+    assert data_mod.track_of(Path("Song name__003.png"), None) == "Song name"
+    assert data_mod.track_of(Path("song_12.png"), None) == "song"
+    assert data_mod.track_of(Path("x.png"), '{"source": {"track": "T"}}') == "T"
+
+
+def test_unmatched_and_unreadable_images_are_named(train_data, tmp_path):
+    root = _self_pairs(train_data, tmp_path)
+    lonely = root / "input" / "zz only here__000.png"
+    shutil.copy(root / "input" / "A - One__000.png", lonely)
+    with pytest.raises(Vocals2SongError, match="zz only here__000.png"):
+        data_mod.find_pairs(root, "input", "output")
+    lonely.unlink()
+    victim = root / "output" / "A - One__001.png"
+    victim.write_bytes(victim.read_bytes()[:5000])
+    with pytest.raises(Vocals2SongError, match="truncated") as err:
+        data_mod.find_pairs(root, "input", "output")
+    assert "A - One__001.png" in str(err.value)
+
+
+# --- the run folder ----------------------------------------------------------------------------------
+
+def _event_tags(logdir: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in logdir.glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events), size_guidance={"tensors": 0})
+        acc.Reload()
+        tags |= set(acc.Tags()["tensors"])
+    return tags
+
+
+def test_cli_train_writes_every_artefact(train_data, tmp_path, run_cli):
+    run = tmp_path / "run"
+    result = run_cli("train", train_data, run, "--steps", "4", *QUICK_TRAIN)
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["step"] == 4 and config["model"]["preset"] == "tiny" and config["target"] == "mixture"
+    assert config["codec"]["format"] == "rgb8" and config["codec"]["n_fft"] == 1024
+    assert config["strategy"]["replicas"] == 1 and config["training"]["tile"] == 256
+    assert (run / "checkpoints" / "checkpoint").is_file() and list((run / "checkpoints").glob("ckpt-4.index"))
+    lines = (run / "history.csv").read_text().splitlines()
+    assert lines[0] == "step,gen_total,gen_gan,gen_l1,disc,val_l1"
+    rows = [list(map(float, line.split(","))) for line in lines[1:]]
+    assert [r[0] for r in rows] == [2, 4] and all(np.isfinite(r).all() for r in rows)
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    assert (run / "losses.png").stat().st_size > 1000
+    generator = keras.saving.load_model(run / "generator.keras", compile=False)
+    assert generator.output_shape[1:] == (ROWS, None, 2)
+    tags = _event_tags(run / "logs")
+    assert {"loss/gen_l1", "loss/val_l1", "audio/predicted_mixture", "audio/target",
+            "strips/input|target|prediction"} <= tags
+    assert "steps/s" in result.output and not list(run.rglob(".*.part*"))
+
+
+def test_resume_continues_the_history(train_data, tmp_path, run_cli):
+    run = tmp_path / "run"
+    assert run_cli("train", train_data, run, "--steps", "4", *QUICK_TRAIN).exit_code == 0
+    result = run_cli("train", train_data, run, "--steps", "8", *QUICK_TRAIN)
+    assert result.exit_code == 0 and "from step 4" in result.output
+    steps = [int(line.split(",")[0]) for line in (run / "history.csv").read_text().splitlines()[1:]]
+    assert steps == [2, 4, 6, 8]
+    assert json.loads((run / "config.json").read_text())["step"] == 8
+    again = run_cli("train", train_data, run, "--steps", "8", *QUICK_TRAIN)
+    assert again.exit_code == 0 and "already at step 8" in again.output
+    other = run_cli("train", train_data, run, "--steps", "10", "--model", "small")
+    assert other.exit_code == 2 and "other settings" in other.output
+
+
+def test_seed_layout_without_metadata(train_data, tmp_path, run_cli):
+    """The seed project's input/ + output/ folders of plain 8-bit PNGs (no metadata) train too."""
+    from PIL import Image
+
+    root = tmp_path / "seed"
+    for sub, stem in (("input", "vocals"), ("output", "mixture")):
+        (root / sub).mkdir(parents=True)
+        for f in sorted((train_data / "train" / stem).iterdir())[:4]:
+            Image.fromarray(read_image(f)[0]).save(root / sub / f"song_{f.stem[-1]}.png")
+    result = run_cli("train", root, tmp_path / "run", "--input-subdir", "input", "--target-subdir", "output",
+                     "--steps", "2", *QUICK_TRAIN)
+    assert result.exit_code == 0, result.output
+    assert "validation uses training pairs" in result.output
+
+
+def test_train_bad_data_is_one_line(tmp_path, run_cli):
+    result = run_cli("train", tmp_path / "nowhere", tmp_path / "run")
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "Error:" in result.output
+
+
+def _train_cmd(data, run, *extra) -> list[str]:
+    return [sys.executable, "-m", "vocals2song", "train", str(data), str(run), *QUICK_TRAIN, *extra]
+
+
+def test_sigkill_loses_at_most_one_checkpoint_interval(train_data, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_train_cmd(train_data, run, "--steps", "100000", "--checkpoint-every", "5",
+                                       "--sample-every", "1000", "--log-every", "5"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not list((run / "checkpoints").glob("ckpt-15.index")) and time.time() < deadline:
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    import tensorflow as tf  # noqa: F811 - read the checkpoint state as a reader would
+
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    saved = int(latest.rsplit("-", 1)[1])
+    assert saved >= 15
+    rows_after_kill = [int(line.split(",")[0]) for line in (run / "history.csv").read_text().splitlines()[1:]]
+    assert max(rows_after_kill) - saved < 5 + 5  # at most one interval (plus the row being written) ahead
+    out = subprocess.run(_train_cmd(train_data, run, "--steps", str(saved + 5), "--checkpoint-every", "5",
+                                    "--log-every", "5"), capture_output=True, text=True, check=True)
+    assert f"from step {saved} " in out.stdout
+    steps = [int(line.split(",")[0]) for line in (run / "history.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(5, saved + 6, 5))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_workers_train_together(train_data, tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    run = tmp_path / "run"
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(_train_cmd(train_data, run, "--steps", "4"), env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert all("MultiWorkerMirroredStrategy (2 workers)" in out for out in outputs)
+    config = json.loads((run / "config.json").read_text())
+    assert config["step"] == 4 and config["strategy"]["replicas"] == 2
+    assert (run / "generator.keras").is_file() and list((run / "checkpoints").glob("ckpt-4.index"))
+    # both workers saw the same synchronised losses
+    finals = [line for out in outputs for line in out.splitlines() if line.startswith("step 4/4")]
+    assert len(finals) == 2 and finals[0].split("|")[0] == finals[1].split("|")[0]
+
+
+def test_learning_on_the_learnable_task(train_data, tmp_path):
+    """Validation L1 of the tiny model falls to at most 0.7x its first value within a few hundred steps."""
+    cfg = TrainConfig(model="tiny", steps=300, log_every=25, sample_every=1000, checkpoint_every=1000)
+    summary = train(train_data, tmp_path / "run", cfg, progress=False, log=lambda *a: None)
+    from vocals2song.plots import read_history
+
+    val = [row["val_l1"] for row in read_history(tmp_path / "run" / "history.csv")]
+    assert len(val) == 12 and summary.step == 300
+    assert min(val[-3:]) <= 0.7 * val[0], val
