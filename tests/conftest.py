@@ -84,3 +84,15 @@ def train_data(tmp_path_factory) -> Path:
 
 #: a few tiny-model steps with every side job firing
 QUICK_TRAIN = ["--model", "tiny", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "2"]
+
+
+@pytest.fixture(scope="session")
+def trained_run(train_data, tmp_path_factory) -> Path:
+    """The tiny model after 300 steps on `train_data` (history row every 25 steps)."""
+    from vocals2song.config import TrainConfig
+    from vocals2song.train import train
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    cfg = TrainConfig(model="tiny", steps=300, log_every=25, sample_every=1000, checkpoint_every=1000)
+    train(train_data, run, cfg, progress=False, log=lambda *a: None)
+    return run

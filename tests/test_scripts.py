@@ -27,3 +27,10 @@ def test_bench_sound2image_reports_a_ratio(tmp_path):
     out = run_script("bench_sound2image.py", "--tracks", "1", "--seconds", "20", "--runs", "1",
                      "--workdir", str(tmp_path))
     assert "Speed-up baseline / ours:" in out and "x realtime" in out
+
+
+def test_bench_train_reports_steps_and_memory(tmp_path):
+    out = run_script("bench_train.py", "--models", "tiny", "--steps-tiny", "5", "--warmup", "2", "--segment", "3",
+                     "--pairs-small", "4", "--pairs-large", "12", "--memory-steps", "4", "--workdir", str(tmp_path))
+    assert "steps/s" in out and "tiny target (>= 5 steps/s):" in out
+    assert "ratio 12/4:" in out and "memory target (12/4 <= 1.25):" in out

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import traceback
+from dataclasses import dataclass
+from typing import Callable, Iterable, TypeVar
+
+T = TypeVar("T")
 
 
 class Vocals2SongError(Exception):
@@ -20,3 +26,35 @@ class Vocals2SongError(Exception):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@dataclass
+class Failure:
+    """One input of a batch that failed: its path, the one-line error, and the traceback if unexpected."""
+
+    path: str
+    error: str
+    traceback: str | None = None
+
+
+def run_each(items: Iterable[T], work: Callable[[T], None], path_of: Callable[[T], os.PathLike | str],
+             progress: Callable | None = None) -> list[Failure]:
+    """Call ``work`` on every item; a failing item is recorded and the batch goes on.
+
+    ``progress(total)`` makes a context-managed bar with ``update(n, label)``, as `cli._progress` does.
+    """
+    items = list(items)
+    failures: list[Failure] = []
+    with (progress(len(items)) if progress else contextlib.nullcontext()) as bar:
+        for item in items:
+            path = str(path_of(item))
+            try:
+                work(item)
+            except Vocals2SongError as exc:
+                failures.append(Failure(path, str(exc) if exc.path else f"{path}: {exc}"))
+            except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch
+                failures.append(Failure(path, f"{path}: unexpected {type(exc).__name__}: {exc}",
+                                        traceback.format_exc()))
+            if bar is not None:
+                bar.update(1, os.path.basename(path))
+    return failures

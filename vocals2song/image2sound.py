@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vocals2song import audio, codec, imagefile
 from vocals2song.config import CodecConfig
-from vocals2song.errors import Vocals2SongError
+from vocals2song.errors import Failure, Vocals2SongError, run_each
 from vocals2song.files import is_partial
 
 PHASES = ("image", "griffinlim")
-
-
-@dataclass
-class DecodeFailure:
-    path: str
-    error: str
-    traceback: str | None = None
+DecodeFailure = Failure  # the name earlier versions exported
 
 
 def find_images(inputs: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
@@ -70,7 +61,7 @@ def decode_file(path: Path, phase: str = "image", iters: int = 32,
 
 
 def image2sound(inputs: list[str | os.PathLike], out: str | os.PathLike, phase: str = "image", iters: int = 32,
-                fallback: CodecConfig | None = None, progress=None) -> tuple[list[Path], list[DecodeFailure]]:
+                fallback: CodecConfig | None = None, progress=None) -> tuple[list[Path], list[Failure]]:
     """Decode every image of ``inputs`` into ``out``; bad images are reported, not fatal."""
     if phase not in PHASES:
         raise Vocals2SongError(f"--phase must be one of {', '.join(PHASES)}", usage=True)
@@ -78,18 +69,13 @@ def image2sound(inputs: list[str | os.PathLike], out: str | os.PathLike, phase: 
         raise Vocals2SongError("--iters must be at least 1", usage=True)
     images = find_images(inputs)
     out = Path(out)
-    written, failures = [], []
-    with (progress(len(images)) if progress else contextlib.nullcontext()) as bar:
-        for path, rel in images:
-            try:
-                y, sr = decode_file(path, phase, iters, fallback)
-                audio.write_wav(out / rel, y, sr)
-                written.append(out / rel)
-            except Vocals2SongError as exc:
-                failures.append(DecodeFailure(str(path), str(exc) if exc.path else f"{path}: {exc}"))
-            except Exception as exc:  # noqa: BLE001 - one bad image must not stop the batch
-                failures.append(DecodeFailure(str(path), f"{path}: unexpected {type(exc).__name__}: {exc}",
-                                              traceback.format_exc()))
-            if bar is not None:
-                bar.update(1, path.name)
+    written: list[Path] = []
+
+    def work(item: tuple[Path, Path]) -> None:
+        path, rel = item
+        y, sr = decode_file(path, phase, iters, fallback)
+        audio.write_wav(out / rel, y, sr)
+        written.append(out / rel)
+
+    failures = run_each(images, work, lambda item: item[0], progress)
     return written, failures

@@ -1,0 +1,151 @@
+"""predict (any length, rate, channels; seamless tiling), evaluate (metrics and baselines), and demo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import QUICK_TRAIN, SR
+from vocals2song import audio, codec
+from vocals2song.imagefile import read_image
+from vocals2song.metrics import METRICS
+from vocals2song.predict import Predictor, apply_tiled, predict_song, tile_starts, vocals_input
+from vocals2song.synth import synth_stems
+from vocals2song.train import codec_meta
+
+
+def _identity_predictor(tile: int, fmt: str = "rgb8") -> Predictor:
+    from vocals2song.config import RANGE_DB
+
+    config = {"codec": {"format": fmt, "sr": SR, "n_fft": 1024, "hop": 256, "win": 1024, "window": "hann",
+                        "top_db": 20 * np.log10(512), "range_db": RANGE_DB[fmt], "split": None},
+              "target": "mixture", "training": {"tile": tile}}
+    return Predictor(config, codec_meta(config), lambda tiles: tiles, tile)
+
+
+@pytest.mark.parametrize("nb_frames", [1, 40, 64, 65, 300, 2584])
+def test_tiles_cover_every_frame(nb_frames):
+    starts = tile_starts(nb_frames, 64, 16)
+    covered = np.zeros(nb_frames, bool)
+    for s in starts:
+        covered[s: s + 64] = True
+    assert covered.all() and starts[0] == 0 and max(starts) <= max(0, nb_frames - 64)
+
+
+def test_tiling_blends_without_seams():
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 1000, 2)).astype(np.float32)
+    np.testing.assert_allclose(apply_tiled(lambda t: t, x, 64), x, atol=1e-6)
+    np.testing.assert_allclose(apply_tiled(lambda t: 0.5 * t + 0.1, x, 64), 0.5 * x + 0.1, atol=1e-6)
+
+
+@pytest.mark.parametrize("seconds", [0.4, 15.0, 23.3])
+@pytest.mark.parametrize("fmt,floor", [("rgb8", 40.0), ("png16", 70.0)])
+def test_identity_generator_reproduces_the_input(seconds, fmt, floor, tmp_path):
+    """A generator that is the identity on the spectrogram gives the vocals back, across tile boundaries."""
+    predictor = _identity_predictor(64, fmt)
+    y = synth_stems(seconds, sr=SR, seed=5)["vocals"].mean(axis=1)
+    sf.write(tmp_path / "v.wav", y, SR, subtype="FLOAT")
+    vocals, pixels, meta = vocals_input(tmp_path / "v.wav", predictor)
+    pred = predict_song(vocals, pixels, meta, predictor)
+    assert len(pred.song) == len(y) and np.isfinite(pred.song).all()
+    assert audio.snr_db(y, pred.song) >= floor  # rgb8 >= 40 dB; 16-bit limited by the silent Nyquist row
+    np.testing.assert_array_equal(pred.pixels[1:], pixels[1:])  # same pixels: no seam anywhere
+
+
+def _write_inputs(tmp_path):
+    stems = synth_stems(40.0, sr=48000, seed=7)
+    cases = {
+        "short.wav": (stems["vocals"][: int(0.5 * 22050), :1], 22050),  # under one tile, mono 22.05 kHz
+        "segment.flac": (synth_stems(15.0, sr=SR, seed=8)["vocals"], SR),  # one 15 s segment, stereo
+        "long.wav": (stems["vocals"], 48000),  # 40 s at 48 kHz, stereo
+    }
+    for name, (y, sr) in cases.items():
+        sf.write(tmp_path / name, y, sr)
+    return {name: len(y) / sr for name, (y, sr) in cases.items()}
+
+
+def test_predict_any_length_rate_and_channels(trained_run, tmp_path, run_cli):
+    durations = _write_inputs(tmp_path)
+    out = tmp_path / "out"
+    result = run_cli("predict", trained_run, *[tmp_path / n for n in durations], "--out", out)
+    assert result.exit_code == 0, result.output
+    for name, seconds in durations.items():
+        stem = name.rsplit(".", 1)[0]
+        y, sr = sf.read(out / f"{stem}.mixture.wav")
+        assert sr == SR and abs(len(y) - seconds * SR) <= 1 and np.isfinite(y).all() and np.abs(y).max() > 0
+        assert (out / f"{stem}.spectrograms.png").stat().st_size > 1000
+        # the predicted image decodes to the same song
+        pixels, meta_json = read_image(out / f"{stem}.mixture.png")
+        decoded = codec.decode_audio(pixels, codec.ImageMeta.from_json(meta_json))
+        assert audio.snr_db(y, decoded) > 60
+
+
+@pytest.mark.parametrize("phase", ["vocals", "griffinlim"])
+def test_predict_phase_sources(trained_run, tmp_path, run_cli, phase):
+    sf.write(tmp_path / "v.wav", synth_stems(2.0, sr=SR, seed=9)["vocals"], SR)
+    result = run_cli("predict", trained_run, tmp_path / "v.wav", "--out", tmp_path / "out", "--phase", phase)
+    assert result.exit_code == 0, result.output
+    y, _ = sf.read(tmp_path / "out" / "v.mixture.wav")
+    assert len(y) == 2 * SR and np.isfinite(y).all()
+
+
+def test_predict_from_an_image_and_bad_inputs(trained_run, train_data, tmp_path, run_cli):
+    image = train_data / "test" / "vocals" / "B - Two__002.png"
+    (tmp_path / "broken.wav").write_bytes(b"RIFF nonsense")
+    result = run_cli("predict", trained_run, image, tmp_path / "broken.wav", tmp_path / "missing.flac",
+                     "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 2 and "broken.wav" in errors[0] and "missing.flac" in errors[1]
+    meta = codec.ImageMeta.from_json(read_image(image)[1])
+    y, _ = sf.read(tmp_path / "out" / "B - Two__002.mixture.wav")
+    assert len(y) == meta.length == 3 * SR
+    no_run = run_cli("predict", tmp_path / "norun", image, "--out", tmp_path / "o2")
+    assert no_run.exit_code == 2 and no_run.output.count("\n") == 1
+
+
+def test_accompaniment_model_adds_the_vocals(small_tree, tmp_path, run_cli):
+    ds, run = tmp_path / "acc", tmp_path / "run"
+    assert run_cli("sound2image", small_tree, ds, "--target", "accompaniment", "--segment", "2").exit_code == 0
+    assert run_cli("train", ds, run, "--steps", "2", *QUICK_TRAIN).exit_code == 0
+    assert json.loads((run / "config.json").read_text())["target"] == "accompaniment"
+    sf.write(tmp_path / "v.wav", synth_stems(1.0, sr=SR, seed=2)["vocals"], SR)
+    for flag, name in (("--add-vocals", "on"), ("--no-add-vocals", "off")):
+        assert run_cli("predict", run, tmp_path / "v.wav", "--out", tmp_path / name, flag).exit_code == 0
+    song_on, _ = sf.read(tmp_path / "on" / "v.mixture.wav")
+    song_off, _ = sf.read(tmp_path / "off" / "v.mixture.wav")
+    acc, _ = sf.read(tmp_path / "on" / "v.accompaniment.wav")
+    vocals = audio.to_mono(sf.read(tmp_path / "v.wav", dtype="float32")[0])
+    np.testing.assert_allclose(song_on, acc + vocals, atol=1e-5)
+    np.testing.assert_allclose(song_off, acc, atol=1e-6)
+
+
+def test_evaluate_reports_every_metric_and_beats_vocals_only(trained_run, train_data, tmp_path, run_cli):
+    out = tmp_path / "report"
+    result = run_cli("evaluate", trained_run, train_data, "--out", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["nb_items"] == 3 and len(report["items"]) == 3
+    for system in (report["model"], *report["baselines"].values()):
+        assert set(METRICS) <= set(system) and all(np.isfinite(v) for k, v in system.items() if k != "snr")
+    assert set(report["baselines"]) == {"vocals_only", "mean_accompaniment"}
+    assert report["model"]["lsd"] < report["baselines"]["vocals_only"]["lsd"], report["model"]
+    assert "| lsd (lower is better) |" in (out / "report.md").read_text()
+    assert (out / "metrics.png").is_file() and len(list((out / "items").glob("*.png"))) == 3
+
+
+def test_demo_runs_end_to_end(tmp_path, run_cli):
+    result = run_cli("demo", "--out", tmp_path / "demo", "--steps", "6")
+    assert result.exit_code == 0, result.output
+    listen = tmp_path / "demo" / "listen"
+    for name in ("vocals.wav", "true_mixture.wav", "predicted_mixture.wav", "spectrograms.png"):
+        assert (listen / name).stat().st_size > 1000
+    predicted, sr = sf.read(listen / "predicted_mixture.wav")
+    vocals, sr_v = sf.read(listen / "vocals.wav")
+    assert sr == sr_v == SR and len(predicted) == len(vocals) and np.isfinite(predicted).all()
+    assert "predicted mixture" in result.output and "Listen" in result.output
+    shutil.rmtree(tmp_path / "demo")

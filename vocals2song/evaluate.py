@@ -1,0 +1,181 @@
+"""`vocals2song evaluate RUN DATA --out DIR`: score a trained model on held-out pairs against baselines.
+
+For every pair of DATA's split (default ``test``), the model predicts the mixture from the vocals image (phase from
+the model), and the prediction is compared with the true mixture, decoded from the target image (for an
+accompaniment model: vocals + accompaniment). Two baselines go through the same metrics:
+
+- ``vocals_only``: the vocals alone as the predicted mixture;
+- ``mean_accompaniment``: the vocals plus the training set's average accompaniment magnitude spectrum (one value
+  per frequency bin, |mixture - vocals| averaged over training frames), given the vocals' phase.
+
+Writes ``report.json`` (``{"model": {metric: median}, "baselines": {name: {metric: median}}, "means": {...},
+"items": [...]}``), ``report.md``, ``metrics.png`` and ``items/<name>.png`` spectrogram comparisons for a few items.
+With `museval` installed, BSSEval v4 SDR (``bss_sdr``) joins the metrics.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vocals2song import audio, codec, metrics
+from vocals2song.codec import ImageMeta
+from vocals2song.data import match_pairs
+from vocals2song.errors import Vocals2SongError, run_each
+from vocals2song.files import write_bytes_atomic
+from vocals2song.imagefile import read_image
+
+BASELINES = ("vocals_only", "mean_accompaniment")
+#: training pairs averaged for the mean_accompaniment baseline
+MEAN_PAIRS = 32
+#: items that get a spectrogram picture
+PICTURES = 3
+
+
+def _read(path: Path) -> tuple[np.ndarray, ImageMeta]:
+    pixels, meta_json = read_image(path)
+    if meta_json is None:
+        raise Vocals2SongError("the image has no vocals2song metadata; evaluate needs sound2image datasets", path)
+    return pixels, ImageMeta.from_json(meta_json, path)
+
+
+def _spectrogram(pixels: np.ndarray, meta: ImageMeta) -> np.ndarray:
+    u, v = codec.decode_planes(pixels, meta)
+    return codec.planes_to_spectrogram(u, v, meta.top_db, meta.range_db)
+
+
+def mean_accompaniment_spectrum(pairs: list[tuple[str, Path, Path]], target: str) -> np.ndarray:
+    """Average accompaniment magnitude per frequency bin ``(nb_bins,)`` over (up to MEAN_PAIRS) training pairs."""
+    chosen = pairs[:: max(1, len(pairs) // MEAN_PAIRS)][:MEAN_PAIRS]
+    total, frames = None, 0
+    for _, voc_path, tar_path in chosen:
+        Z_voc, Z_tar = (_spectrogram(*_read(p)) for p in (voc_path, tar_path))
+        acc = np.abs(Z_tar - Z_voc if target == "mixture" else Z_tar)
+        total = acc.sum(axis=1) if total is None else total + acc.sum(axis=1)
+        frames += acc.shape[1]
+    return (total / frames).astype(np.float32)
+
+
+def _train_pairs(data: Path, config: dict, voc: str, tar: str) -> list[tuple[str, Path, Path]]:
+    """Training pairs for the mean_accompaniment baseline: DATA's train split, else the run's own data."""
+    for root in (data, Path(config["data"]["root"])):
+        if (root / "train" / voc).is_dir():
+            return match_pairs(root / "train" / voc, root / "train" / tar)
+    return []
+
+
+def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, split: str = "test",
+             progress: Callable | None = None, predictor=None) -> dict:
+    """Evaluate RUN on DATA's ``split``; writes the report files into ``out`` and returns the report."""
+    from vocals2song import plots
+    from vocals2song.predict import load_predictor, predict_song
+
+    data, out = Path(data), Path(out)
+    predictor = predictor or load_predictor(run)
+    config = predictor.config
+    voc = config["training"]["input_subdir"]
+    tar = config["training"]["target_subdir"] or config["target"]
+    if not (data / split / voc).is_dir():
+        raise Vocals2SongError(f"no {split}/{voc}/ folder; give a sound2image dataset with a {split} split", data,
+                               usage=True)
+    pairs = match_pairs(data / split / voc, data / split / tar)
+    if not pairs:
+        raise Vocals2SongError(f"no image pairs in {split}/{voc}/ and {split}/{tar}/", data, usage=True)
+    train_pairs = _train_pairs(data, config, voc, tar)
+    mean_acc = mean_accompaniment_spectrum(train_pairs, config["target"]) if train_pairs else None
+    bsseval = importlib.util.find_spec("museval") is not None
+    items: list[dict] = []
+
+    def work(pair: tuple[str, Path, Path]) -> None:
+        name, voc_path, tar_path = pair
+        pixels, meta = _read(voc_path)
+        tar_pixels, tar_meta = _read(tar_path)
+        vocals = codec.decode_audio(pixels, meta, path=voc_path)
+        truth = codec.decode_audio(tar_pixels, tar_meta, path=tar_path)
+        if config["target"] == "accompaniment":
+            truth = truth + vocals
+        pred = predict_song(vocals, pixels, meta, predictor, phase="model", add_vocals=True)
+        estimates = {"model": pred.song, "vocals_only": vocals}
+        if mean_acc is not None:
+            Z = _spectrogram(pixels, meta)
+            Z = Z + mean_acc[:, None] * np.exp(1j * np.angle(Z))
+            estimates["mean_accompaniment"] = audio.istft(Z, meta.hop, meta.win, meta.window,
+                                                          length=max(meta.length, meta.hop * (Z.shape[1] - 1)))
+        item = {"name": Path(name).stem, "track": (meta.source or {}).get("track"), "seconds": meta.length / meta.sr}
+        for key, estimate in estimates.items():
+            estimate = np.asarray(estimate[: len(truth)], dtype=np.float64)
+            item[key] = metrics.compute_all(truth, estimate)
+            if bsseval:
+                item[key]["bss_sdr"] = bss_sdr(truth, estimate, meta.sr)
+        items.append(item)
+        if len(items) <= PICTURES:
+            u_true = codec.decode_planes(tar_pixels, tar_meta)[0]
+            plots.save_spectrograms(out / "items" / f"{item['name']}.png",
+                                    [("vocals", pred.u_in), (f"true {config['target']}", u_true),
+                                     (f"predicted {config['target']}", pred.u_out)], meta.sr, meta.hop,
+                                    title=item["name"])
+
+    failures = run_each(pairs, work, lambda p: p[1], progress)
+    if not items:
+        raise Vocals2SongError(f"every pair failed; first: {failures[0].error}", data)
+    report = _report(items, run, data, split, mean_acc is not None)
+    if bsseval:
+        report["higher_is_better"]["bss_sdr"] = True
+    report["failures"] = [f.error for f in failures]
+    write_bytes_atomic(out / "report.json", (json.dumps(report, indent=2, allow_nan=True) + "\n").encode())
+    write_bytes_atomic(out / "report.md", markdown(report).encode())
+    plots.save_metric_bars(out / "metrics.png", {"model": report["model"], "baselines": report["baselines"]})
+    return report
+
+
+def bss_sdr(truth: np.ndarray, estimate: np.ndarray, sr: int) -> float:
+    """BSSEval v4 SDR (museval, when installed): median over 1 s windows, in dB."""
+    import museval
+
+    sdr = museval.evaluate(truth[None, :, None], estimate[None, :, None], win=sr, hop=sr)[0]
+    return float(np.nanmedian(sdr))
+
+
+def _report(items: list[dict], run, data, split: str, with_mean: bool) -> dict:
+    names = ["model", *[b for b in BASELINES if with_mean or b != "mean_accompaniment"]]
+    agg = {name: metrics.aggregate([item[name] for item in items]) for name in names}
+    medians = {name: {m: v["median"] for m, v in agg[name].items()} for name in names}
+    means = {name: {m: v["mean"] for m, v in agg[name].items()} for name in names}
+    return {
+        "run": str(run), "data": str(data), "split": split, "nb_items": len(items),
+        "higher_is_better": dict(metrics.HIGHER_IS_BETTER),
+        "model": medians["model"],
+        "baselines": {b: medians[b] for b in names[1:]},
+        "means": {"model": means["model"], "baselines": {b: means[b] for b in names[1:]}},
+        "items": items,
+    }
+
+
+def markdown(report: dict) -> str:
+    """A readable report: one row per metric, medians (means in brackets), the best of each row in bold."""
+    names = ["model", *report["baselines"]]
+    lines = [f"# Evaluation of `{report['run']}`", "",
+             f"{report['nb_items']} items of the `{report['split']}` split of `{report['data']}`. "
+             "Median over items (mean in brackets).", "",
+             "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for metric, higher in report["higher_is_better"].items():
+        medians = [report["model"].get(metric) if n == "model" else report["baselines"][n].get(metric) for n in names]
+        means = [report["means"]["model"].get(metric) if n == "model" else report["means"]["baselines"][n].get(metric)
+                 for n in names]
+        finite = [m for m in medians if m is not None and np.isfinite(m)]
+        best = (max if higher else min)(finite) if finite else None
+        cells = []
+        for med, mean in zip(medians, means):
+            cell = f"{med:.3f} ({mean:.3f})"
+            cells.append(f"**{cell}**" if med == best else cell)
+        lines.append(f"| {metric} ({'higher' if higher else 'lower'} is better) | " + " | ".join(cells) + " |")
+    lines += ["", "Metrics: SNR and SI-SDR in dB; lsd, log-spectral distance in dB; spectral convergence; "
+              "mrstft, multi-resolution STFT distance.", ""]
+    if report.get("failures"):
+        lines += ["## Failures", "", *[f"- {f}" for f in report["failures"]], ""]
+    return "\n".join(lines)

@@ -1,0 +1,267 @@
+"""`vocals2song predict RUN INPUT... --out DIR`: a whole song from vocals of any length.
+
+Each input (audio of any length, rate and channel count, or an encoded vocals image) is encoded with the run's
+codec, and the generator runs over the whole spectrogram in tiles of the training width that overlap and are
+cross-faded, so there are no seams, no resize, and the network's memory is bounded by the tile, not the song.
+The output phase comes from the predicted G channel (``model``), the input vocals (``vocals``), or Griffin-Lim
+on the predicted magnitude (``griffinlim``). Accompaniment models get the input vocals added back.
+
+Per input ``NAME``: ``NAME.mixture.wav`` (exactly the input's duration, at the run's sample rate), the predicted
+image ``NAME.mixture.<ext>`` (decodable by image2sound), and ``NAME.spectrograms.png`` (input and prediction).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vocals2song import audio, codec, transforms
+from vocals2song.codec import ImageMeta
+from vocals2song.config import CodecConfig
+from vocals2song.errors import Failure, Vocals2SongError, run_each
+from vocals2song.imagefile import EXTENSIONS, IMAGE_SUFFIXES, read_image, write_image
+
+PHASES = ("model", "vocals", "griffinlim")
+GRIFFINLIM_ITERS = 32
+#: tiles overlap by this share of the tile and are cross-faded over the overlap
+OVERLAP = 0.25
+TILE_BATCH = 4
+
+
+# --- tiling ------------------------------------------------------------------------------------------
+
+def tile_starts(nb_frames: int, tile: int, overlap: int) -> list[int]:
+    """Start frames of tiles of ``tile`` frames covering ``nb_frames``, consecutive tiles sharing ``overlap``."""
+    if nb_frames <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, nb_frames - tile, step))
+    return starts + [nb_frames - tile]
+
+
+def crossfade_window(tile: int, overlap: int) -> np.ndarray:
+    """Tile weights ``(tile,)``: raised-cosine ramps over ``overlap`` frames at both ends, 1 between.
+
+    Never exactly 0, so frames that only one tile covers (the song's edges) keep their value after normalising.
+    """
+    w = np.ones(tile, dtype=np.float32)
+    if overlap > 0:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap, dtype=np.float32) + 0.5) / overlap)
+        w[:overlap] = ramp
+        w[tile - overlap:] = np.minimum(w[tile - overlap:], ramp[::-1])
+    return np.maximum(w, 1e-3)
+
+
+def apply_tiled(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, tile: int, overlap: int | None = None,
+                batch: int = TILE_BATCH) -> np.ndarray:
+    """Run ``fn`` on ``(batch, rows, tile, C)`` tiles of ``x`` ``(rows, frames, C)`` and blend the outputs.
+
+    Inputs shorter than a tile are padded with -1 (silence). Returns ``(rows, frames, C_out)``:
+    ``sum_i w_i * fn(x_i) / sum_i w_i``, so an identity ``fn`` gives ``x`` back exactly.
+    """
+    rows, nb_frames, _ = x.shape
+    overlap = int(round(OVERLAP * tile)) if overlap is None else overlap
+    starts = tile_starts(nb_frames, tile, overlap)
+    window = crossfade_window(tile, overlap)
+    out = None
+    weight = np.zeros(max(nb_frames, tile), dtype=np.float32)
+    for i in range(0, len(starts), batch):
+        chunk = starts[i: i + batch]
+        tiles = np.full((len(chunk), rows, tile, x.shape[2]), -1.0, dtype=np.float32)
+        for k, s in enumerate(chunk):
+            part = x[:, s: s + tile]
+            tiles[k, :, : part.shape[1]] = part
+        y = np.asarray(fn(tiles), dtype=np.float32)
+        if out is None:
+            out = np.zeros((rows, max(nb_frames, tile), y.shape[3]), dtype=np.float32)
+        for k, s in enumerate(chunk):
+            out[:, s: s + tile] += y[k] * window[None, :, None]
+            weight[s: s + tile] += window
+    out /= weight[None, :, None]
+    return out[:, :nb_frames]
+
+
+# --- the model -------------------------------------------------------------------------------------
+
+@dataclass
+class Predictor:
+    """A trained run, ready to turn vocals into a song."""
+
+    config: dict
+    meta: ImageMeta  # the run's codec (length 0)
+    generate: Callable[[np.ndarray], np.ndarray]  # (batch, rows, tile, C) -> same
+    tile: int
+
+    @property
+    def codec_config(self) -> CodecConfig:
+        m = self.meta
+        container = {"tiff16": "tiff", "float32": "tiff"}.get(m.format, "png")
+        return CodecConfig(format=m.format, container=container, sr=m.sr, n_fft=m.n_fft, hop=m.hop, win=m.win,
+                           window=m.window, range_db=m.range_db)
+
+    def spectrogram(self, x: np.ndarray) -> np.ndarray:
+        """Network input ``(rows, frames, C)`` -> predicted network output, tiled over the whole width."""
+        return apply_tiled(self.generate, x, self.tile)
+
+
+def load_predictor(run: str | os.PathLike) -> Predictor:
+    """Load RUN's config.json and generator.keras (the generator in inference mode: no dropout, BN statistics)."""
+    from vocals2song.train import codec_meta, quiet_tensorflow, read_run_config
+
+    config = read_run_config(run)
+    path = Path(run) / config.get("generator", "generator.keras")
+    if not path.is_file():
+        raise Vocals2SongError("the run has no generator.keras yet; train it until its first checkpoint",
+                               run, usage=True)
+    quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    from vocals2song import model  # noqa: F401 - registers the generator's custom layers
+
+    try:
+        generator = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001 - corrupt or foreign files raise many types
+        raise Vocals2SongError(f"cannot load the generator ({type(exc).__name__}: {exc})", path) from exc
+    step = tf.function(lambda t: generator(t, training=False), reduce_retracing=True)
+    return Predictor(config, codec_meta(config), lambda tiles: step(tf.constant(tiles)).numpy(),
+                     int(config["training"]["tile"]))
+
+
+# --- one input -------------------------------------------------------------------------------------
+
+@dataclass
+class Prediction:
+    vocals: np.ndarray  # (nb_samples,) at meta.sr
+    song: np.ndarray  # (nb_samples,) predicted mixture
+    u_in: np.ndarray  # (nb_bins, nb_frames) input magnitude plane
+    u_out: np.ndarray  # predicted magnitude plane
+    pixels: np.ndarray  # the predicted image
+    meta: ImageMeta  # the predicted image's metadata
+    accompaniment: np.ndarray | None = None
+
+
+def vocals_input(path: Path, predictor: Predictor) -> tuple[np.ndarray, np.ndarray, ImageMeta]:
+    """An audio file or encoded vocals image -> (vocals audio at the run's rate, pixels, their metadata)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        pixels, meta_json = read_image(path)
+        if meta_json is None:
+            raise Vocals2SongError("the image has no vocals2song metadata; predict from the audio instead", path)
+        meta = ImageMeta.from_json(meta_json, path)
+        run = predictor.meta
+        if (meta.format, meta.sr, meta.n_fft, meta.hop, meta.range_db) != (run.format, run.sr, run.n_fft, run.hop,
+                                                                           run.range_db):
+            raise Vocals2SongError(f"the image is {meta.format} at {meta.sr} Hz, n_fft {meta.n_fft}, hop {meta.hop}, "
+                                   f"range {meta.range_db} dB, but the model was trained on {run.format} at {run.sr} "
+                                   f"Hz, n_fft {run.n_fft}, hop {run.hop}, range {run.range_db} dB; give the audio",
+                                   path)
+        return codec.decode_audio(pixels, meta, path=path), pixels, meta
+    y, sr = audio.load_audio(path)
+    y = audio.check_audio(audio.to_mono(y), path)
+    if sr != predictor.meta.sr:
+        y = audio.resample(y, sr, predictor.meta.sr)
+    if len(y) == 0:
+        raise Vocals2SongError("the audio is empty", path)
+    pixels, meta = codec.encode_audio(y, predictor.codec_config, source={"track": path.stem, "stem": "vocals",
+                                                                         "start": 0})
+    return y, pixels, meta
+
+
+def predict_song(vocals: np.ndarray, pixels: np.ndarray, meta: ImageMeta, predictor: Predictor,
+                 phase: str = "model", add_vocals: bool | None = None, iters: int = GRIFFINLIM_ITERS) -> Prediction:
+    """Vocals (audio and their encoded pixels) -> the predicted song."""
+    if phase not in PHASES:
+        raise Vocals2SongError(f"unknown phase source {phase!r}; use one of {', '.join(PHASES)}", usage=True)
+    fmt = predictor.meta.format
+    y_net = predictor.spectrogram(transforms.pixels_to_net(pixels, fmt))
+    u, v = transforms.net_to_planes(y_net, fmt, predictor.config["codec"].get("split"))
+    # Quantise as the predicted image stores it, so image2sound on that image gives this very WAV.
+    encode, decode = codec.CODECS[fmt][:2]
+    out_pixels, split = encode(u, v, meta.range_db)
+    u, v = decode(out_pixels, split)
+    out_meta = dataclasses.replace(meta, source={**(meta.source or {}), "stem": "predicted " + predictor.config["target"]},
+                                   split=split)
+    angle = None
+    if phase == "vocals":
+        angle = np.angle(audio.stft(np.pad(vocals, (0, max(0, meta.hop * (pixels.shape[1] - 1) - len(vocals)))),
+                                    meta.n_fft, meta.hop, meta.win, meta.window))[:, : u.shape[1]]
+    generated = codec.planes_to_audio(u, v, out_meta, phase=angle,
+                                      griffinlim_iters=iters if phase == "griffinlim" else 0)
+    u_in = codec.decode_planes(pixels, meta)[0]
+    accompaniment = None
+    if predictor.config["target"] == "accompaniment":
+        accompaniment = generated
+        add = True if add_vocals is None else add_vocals
+        song = generated + vocals[: len(generated)] if add else generated
+    else:
+        song = generated
+    return Prediction(vocals, song.astype(np.float32), u_in, u, out_pixels, out_meta, accompaniment)
+
+
+def write_prediction(pred: Prediction, out: Path, name: str, predictor: Predictor) -> list[Path]:
+    """NAME.mixture.wav, NAME.mixture.<ext> (the predicted image), NAME.png; returns the paths written."""
+    from vocals2song import plots
+
+    sr, hop = pred.meta.sr, pred.meta.hop
+    wav = out / f"{name}.mixture.wav"
+    audio.write_wav(wav, pred.song, sr)
+    written = [wav]
+    if pred.accompaniment is not None:
+        audio.write_wav(out / f"{name}.accompaniment.wav", pred.accompaniment, sr)
+        written.append(out / f"{name}.accompaniment.wav")
+    image = out / f"{name}.mixture{EXTENSIONS[predictor.codec_config.container_name]}"
+    write_image(image, pred.pixels, pred.meta.to_json())
+    picture = out / f"{name}.spectrograms.png"
+    plots.save_spectrograms(picture, [("input vocals", pred.u_in), (f"predicted {predictor.config['target']}",
+                                                                     pred.u_out)], sr, hop,
+                            title=f"{name}: vocals -> song")
+    return written + [image, picture]
+
+
+# --- the batch -------------------------------------------------------------------------------------
+
+def _names(inputs: list[Path]) -> dict[Path, str]:
+    """Output names: the file stem, made unique with the parent folder's name when two inputs share one."""
+    stems: dict[str, int] = {}
+    for p in inputs:
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    return {p: (p.stem if stems[p.stem] == 1 else f"{p.parent.name}_{p.stem}") for p in inputs}
+
+
+def find_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Files as given; folders give their audio and image files (not recursively)."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found += sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith(".")
+                            and p.suffix.lower() in audio.AUDIO_EXTENSIONS + IMAGE_SUFFIXES)
+        else:
+            found.append(item)
+    return found
+
+
+def predict(run: str | os.PathLike, inputs: list[str | os.PathLike], out: str | os.PathLike, phase: str = "model",
+            add_vocals: bool | None = None, progress: Callable | None = None,
+            predictor: Predictor | None = None) -> tuple[list[Path], list[Failure]]:
+    """Predict a song for each input; returns (files written, failures). Bad inputs do not stop the batch."""
+    if phase not in PHASES:
+        raise Vocals2SongError(f"unknown phase source {phase!r}; use one of {', '.join(PHASES)}", usage=True)
+    paths = find_inputs(inputs)
+    if not paths:
+        raise Vocals2SongError("no audio or image inputs found", usage=True)
+    predictor = predictor or load_predictor(run)
+    out = Path(out)
+    names = _names(paths)
+    written: list[Path] = []
+
+    def work(path: Path) -> None:
+        vocals, pixels, meta = vocals_input(path, predictor)
+        pred = predict_song(vocals, pixels, meta, predictor, phase, add_vocals)
+        written.extend(write_prediction(pred, out, names[path], predictor))
+
+    return written, run_each(paths, work, lambda p: p, progress)
