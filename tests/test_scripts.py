@@ -34,3 +34,10 @@ def test_bench_train_reports_steps_and_memory(tmp_path):
                      "--pairs-small", "4", "--pairs-large", "12", "--memory-steps", "4", "--workdir", str(tmp_path))
     assert "steps/s" in out and "tiny target (>= 5 steps/s):" in out
     assert "ratio 12/4:" in out and "memory target (12/4 <= 1.25):" in out
+
+
+def test_bench_predict_reports_realtime_factor(tmp_path):
+    out = run_script("bench_predict.py", "--models", "tiny", "--seconds", "8", "--short-seconds", "2",
+                     "--workdir", str(tmp_path))
+    assert "x realtime" in out
+    assert "Peak RSS (tiny) 2 s input:" in out and "ratio 8/2 s:" in out and "MB per minute of audio" in out
