@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -149,3 +150,16 @@ def test_demo_runs_end_to_end(tmp_path, run_cli):
     assert sr == sr_v == SR and len(predicted) == len(vocals) and np.isfinite(predicted).all()
     assert "predicted mixture" in result.output and "Listen" in result.output
     shutil.rmtree(tmp_path / "demo")
+
+
+def test_predict_reads_mp3(trained_run, tmp_path, run_cli):
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("ffmpeg is not installed")
+    sf.write(tmp_path / "v.wav", synth_stems(3.0, sr=SR, seed=4)["vocals"], SR)
+    subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(tmp_path / "v.wav"), str(tmp_path / "take.mp3")],
+                   check=True)
+    result = run_cli("predict", trained_run, tmp_path / "take.mp3", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    y, sr = sf.read(tmp_path / "out" / "take.mixture.wav")
+    assert sr == SR and abs(len(y) - 3 * SR) < 0.06 * SR and np.isfinite(y).all()  # MP3 adds encoder padding

@@ -274,3 +274,15 @@ def test_learning_on_the_learnable_task(trained_run):
     val = [row["val_l1"] for row in read_history(trained_run / "history.csv")]
     assert len(val) == 12 and json.loads((trained_run / "config.json").read_text())["step"] == 300
     assert min(val[-3:]) <= 0.7 * val[0], val
+
+
+def test_gpu_options_do_no_harm_on_a_cpu(train_data, tmp_path, run_cli):
+    run = tmp_path / "run"
+    result = run_cli("train", train_data, run, "--steps", "2", "--xla", "--mixed-precision", *QUICK_TRAIN)
+    assert result.exit_code == 0, result.output
+    if not tf.config.list_logical_devices("GPU"):
+        assert "--mixed-precision ignored: no GPU" in result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["training"]["xla"] and config["training"]["mixed_precision"]
+    rows = (run / "history.csv").read_text().splitlines()[1:]
+    assert len(rows) == 1 and all(cell and np.isfinite(float(cell)) for cell in rows[0].split(","))
