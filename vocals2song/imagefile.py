@@ -11,6 +11,7 @@ Writes are atomic. Pixels are ``(nb_rows, nb_columns, nb_channels)``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
@@ -62,23 +63,35 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, meta_json: str) -> 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str | None]:
     """Read pixels and the embedded metadata JSON (None when there is none)."""
     path = Path(path)
-    try:
+    with _reading(path):
         data = path.read_bytes()
+    return _by_container(path, data, (lambda: _read_png(data), lambda: _read_bmp(data), lambda: _read_tiff(data)),
+                         "corrupt or truncated")
+
+
+@contextlib.contextmanager
+def _reading(path: Path):
+    """File-system errors as one-line errors."""
+    try:
+        yield
     except FileNotFoundError as exc:
         raise Vocals2SongError("no such file", path) from exc
     except OSError as exc:
         raise Vocals2SongError(f"cannot read it ({exc.strerror})", path) from exc
-    try:
-        if data.startswith(PNG_SIGNATURE):
-            return _read_png(data)
-        if data.startswith(b"BM"):
-            return _read_bmp(data)
-        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-            return _read_tiff(data)
-    except Vocals2SongError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - decoders raise many types for corrupt data
-        raise Vocals2SongError(f"the image is corrupt or truncated ({type(exc).__name__}: {exc})", path) from exc
+
+
+def _by_container(path: Path, head: bytes, handlers: tuple, damage: str):
+    """Call the PNG, BMP or TIFF handler the file's signature names; decoder errors become one line."""
+    kinds = (head.startswith(PNG_SIGNATURE), head.startswith(b"BM"),
+             head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"))
+    for is_kind, handler in zip(kinds, handlers):
+        if is_kind:
+            try:
+                return handler()
+            except Vocals2SongError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - decoders raise many types for corrupt data
+                raise Vocals2SongError(f"the image is {damage} ({type(exc).__name__}: {exc})", path) from exc
     raise Vocals2SongError("not a PNG, BMP or TIFF image", path)
 
 
@@ -119,15 +132,23 @@ def _png_chunks(data: bytes):
         pos += 12 + length
 
 
-def _read_png(data: bytes) -> tuple[np.ndarray, str | None]:
-    meta, idat, header = None, [], None
+def _png_parts(data: bytes, pixels: bool = True) -> tuple[tuple | None, str | None, list[bytes]]:
+    """IHDR fields, our metadata, and the IDAT bodies (none when ``pixels`` is False: stop at the first)."""
+    header, meta, idat = None, None, []
     for kind, body in _png_chunks(data):
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body[:13])
         elif kind == b"tEXt" and body.startswith(META_KEY.encode() + b"\0"):
             meta = body[len(META_KEY) + 1:].decode("latin-1")
         elif kind == b"IDAT":
+            if not pixels:
+                break
             idat.append(body)
+    return header, meta, idat
+
+
+def _read_png(data: bytes) -> tuple[np.ndarray, str | None]:
+    header, meta, idat = _png_parts(data)
     if header is None:
         raise ValueError("no IHDR chunk")
     width, height, bit_depth, color_type, _, _, interlace = header
@@ -224,28 +245,14 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
     images is checked in seconds. A truncated file (no PNG ``IEND``, short BMP or TIFF data) is an error.
     """
     path = Path(path)
-    try:
+    with _reading(path):
         size = path.stat().st_size
         with open(path, "rb") as f:
             head = f.read(1 << 16)
             f.seek(max(0, size - 12))
             tail = f.read(12)
-    except FileNotFoundError as exc:
-        raise Vocals2SongError("no such file", path) from exc
-    except OSError as exc:
-        raise Vocals2SongError(f"cannot read it ({exc.strerror})", path) from exc
-    try:
-        if head.startswith(PNG_SIGNATURE):
-            return _probe_png(head, tail, path)
-        if head.startswith(b"BM"):
-            return _probe_bmp(head, size, path)
-        if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-            return _probe_tiff(path, size)
-    except Vocals2SongError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - corrupt headers raise many types
-        raise Vocals2SongError(f"the image is corrupt ({type(exc).__name__}: {exc})", path) from exc
-    raise Vocals2SongError("not a PNG, BMP or TIFF image", path)
+    return _by_container(path, head, (lambda: _probe_png(head, tail, path), lambda: _probe_bmp(head, size, path),
+                                      lambda: _probe_tiff(path, size)), "corrupt")
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
@@ -254,14 +261,7 @@ _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
 def _probe_png(head: bytes, tail: bytes, path: Path) -> ImageInfo:
     if tail[4:8] != b"IEND":
         raise Vocals2SongError("the PNG is truncated (no IEND chunk at its end); re-create it", path)
-    header, meta = None, None
-    for kind, body in _png_chunks(head):
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body[:13])
-        elif kind == b"tEXt" and body.startswith(META_KEY.encode() + b"\0"):
-            meta = body[len(META_KEY) + 1:].decode("latin-1")
-        elif kind == b"IDAT":
-            break
+    header, meta, _ = _png_parts(head, pixels=False)
     if header is None:
         raise Vocals2SongError("the PNG has no IHDR header", path)
     width, height, bit_depth, color_type = header[:4]
