@@ -39,17 +39,14 @@ import datetime
 import json
 import os
 import platform
-import resource
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from benchlib import RESULT_TAG, child_peak_rss, models_arg, others_note, run_timed, work_folder
+
 VALID_TRACK = "Actions - One Minute Smile"  # musdb lists it as validation: sound2image puts it in valid/
-RESULT_TAG = "BENCH_RESULT "
-MODEL_ORDER = ("tiny", "small", "default")
 SR = 44100
 SEGMENT = 3.0
 
@@ -94,55 +91,7 @@ def _check(result) -> None:
         raise SystemExit("predict failed: " + "; ".join(f.error for f in failures))
 
 
-def child_peak_rss(log: Path, cmd: list[str]) -> int:
-    """Run ``cmd`` (output to ``log``); print its exit status and peak RSS. A fresh wrapper per measurement,
-    since RUSAGE_CHILDREN keeps the maximum over every child ever waited for."""
-    t0 = time.perf_counter()
-    with open(log, "wb") as f:
-        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=False).returncode
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    print(RESULT_TAG + json.dumps({"rc": rc, "maxrss_bytes": usage.ru_maxrss * scale,
-                                   "wall": time.perf_counter() - t0, "cpu": usage.ru_utime + usage.ru_stime}),
-          flush=True)
-    return 0
-
-
 # --- helpers ---------------------------------------------------------------------------------------
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (Linux /proc/stat), or None elsewhere."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run_timed(cmd: list[str], log: Path, result: bool = False) -> tuple[dict | None, float, float, float | None]:
-    """Run ``cmd`` (stderr, and stdout unless ``result``, to ``log``); returns (its result dict if ``result``,
-    wall seconds, its CPU seconds, CPU seconds other processes used meanwhile). Exits on failure."""
-    busy0, cpu0 = busy_cpu_seconds(), children_cpu_seconds()
-    t0 = time.perf_counter()
-    with open(log, "wb") as f:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE if result else f, stderr=f, check=False)
-    wall = time.perf_counter() - t0
-    busy1, cpu = busy_cpu_seconds(), children_cpu_seconds() - cpu0
-    stdout = (proc.stdout or b"").decode(errors="replace")
-    results = [line[len(RESULT_TAG):] for line in stdout.splitlines() if line.startswith(RESULT_TAG)]
-    if proc.returncode != 0 or (result and not results):
-        tail = log.read_text(errors="replace")[-4000:]
-        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{stdout[-2000:]}{tail}")
-    others = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - cpu)
-    return (json.loads(results[-1]) if result else None), wall, cpu, others
-
 
 def is_run(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "generator.keras").is_file()
@@ -180,18 +129,6 @@ def wav_seconds(path: Path) -> float:
     return sf.info(str(path)).duration
 
 
-def models_arg(text: str) -> list[str]:
-    models = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in models if m not in MODEL_ORDER]
-    if not models or bad:
-        raise argparse.ArgumentTypeError(f"choose among {','.join(MODEL_ORDER)}")
-    return [m for m in MODEL_ORDER if m in models]
-
-
-def others_note(others: float | None) -> str:
-    return "" if others is None else f"  (other processes meanwhile: {others:.1f} CPU s)"
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child-train"]:
@@ -219,14 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.short_seconds <= args.seconds:
         parser.error("need 0 < --short-seconds <= --seconds")
 
-    if args.workdir is None:
-        work = Path(tempfile.mkdtemp(prefix="bench_predict_"))
-    else:
-        work = args.workdir
-        if work.exists() and any(work.iterdir()):
-            parser.error(f"--workdir {work} exists and is not empty; give a new or empty folder")
-        work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(parser, args.workdir, "bench_predict_", args.keep) as work:
         from importlib.metadata import version
 
         print(f"Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
@@ -325,11 +255,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"{peaks['long'] / 1e6:.0f} MB, ratio {long_s:g}/{short_s:g} s: {ratio:.3f}, "
                   f"difference {per_minute / 1e6:.1f} MB per minute of audio")
         return 0
-    finally:
-        if args.keep:
-            print(f"Kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

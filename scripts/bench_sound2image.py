@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from benchlib import others_note, run_measured, work_folder
 
 TARGET_SPEEDUP = 2.0
 AIM_SPEEDUP = 3.0
@@ -95,32 +95,11 @@ def make_tree(root: Path, nb_tracks: int, seconds: float) -> float:
     return sum(sf.info(str(root / subset / name / "mixture.wav")).duration for subset, name, _ in tracks)
 
 
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (Linux /proc/stat), or None elsewhere."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def timed(cmd: list[str]) -> tuple[float, float, float | None]:
     """Run ``cmd``; returns (wall seconds, its CPU seconds, CPU seconds other processes used meanwhile)."""
-    busy0, cpu0 = busy_cpu_seconds(), children_cpu_seconds()
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wall = time.perf_counter() - t0
-    busy1, cpu = busy_cpu_seconds(), children_cpu_seconds() - cpu0
+    proc, wall, cpu, others = run_measured(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
         sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-4000:]}")
-    others = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - cpu)
     return wall, cpu, others
 
 
@@ -156,14 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tracks < 1 or args.seconds <= 0 or args.runs < 1:
         parser.error("--tracks, --seconds and --runs must be positive")
 
-    if args.workdir is None:
-        work = Path(tempfile.mkdtemp(prefix="bench_sound2image_"))
-    else:
-        work = args.workdir
-        if work.exists() and any(work.iterdir()):
-            parser.error(f"--workdir {work} exists and is not empty; give a new or empty folder")
-        work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(parser, args.workdir, "bench_sound2image_", args.keep) as work:
         t0 = time.perf_counter()
         tree = work / "musdb"
         duration = make_tree(tree, args.tracks, args.seconds)
@@ -191,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 others_total.append(others or 0.0)
                 images[label], sizes[label] = count_images(out), folder_bytes(out)
                 print(f"run {run} {label:<8} wall {wall:6.2f} s, CPU {cpu:6.2f} s, {images[label]} images"
-                      + ("" if others is None else f"  (other processes meanwhile: {others:.1f} CPU s)"))
+                      + others_note(others))
                 shutil.rmtree(out)
 
         if max(others_total) > 0.5:
@@ -218,11 +190,6 @@ def main(argv: list[str] | None = None) -> int:
               + ("target met" + (", aim met" if ratio >= AIM_SPEEDUP else ", aim not met")
                  if ratio >= TARGET_SPEEDUP else "TARGET NOT MET"))
         return 0
-    finally:
-        if args.keep:
-            print(f"Kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

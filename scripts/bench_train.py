@@ -38,19 +38,16 @@ import math
 import os
 import platform
 import re
-import resource
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from benchlib import MODEL_ORDER, RESULT_TAG, child_peak_rss, models_arg, others_note, run_timed, work_folder
 
 TARGET_TINY_STEPS_PER_S = 5.0
 TARGET_MEMORY_RATIO = 1.25
 VALID_TRACK = "Actions - One Minute Smile"  # musdb lists it as validation: sound2image puts it in valid/
-RESULT_TAG = "BENCH_RESULT "
-MODEL_ORDER = ("tiny", "small", "default")
 
 
 # --- child modes -----------------------------------------------------------------------------------
@@ -105,53 +102,7 @@ def child_steps(data: str, run: str, model: str, warmup: int, steps: int) -> int
     return 0
 
 
-def child_peak_rss(log: Path, cmd: list[str]) -> int:
-    """Run ``cmd`` (output to ``log``); print its exit status and peak RSS. A fresh wrapper per measurement,
-    since RUSAGE_CHILDREN keeps the maximum over every child ever waited for."""
-    t0 = time.perf_counter()
-    with open(log, "wb") as f:
-        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=False).returncode
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    print(RESULT_TAG + json.dumps({"rc": rc, "maxrss_bytes": usage.ru_maxrss * scale,
-                                   "wall": time.perf_counter() - t0, "cpu": usage.ru_utime + usage.ru_stime}),
-          flush=True)
-    return 0
-
-
 # --- helpers ---------------------------------------------------------------------------------------
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (Linux /proc/stat), or None elsewhere."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run_child(cmd: list[str], log: Path) -> tuple[dict, float, float | None]:
-    """Run a child mode of this script; returns (its result dict, wall seconds, other processes' CPU seconds)."""
-    busy0, cpu0 = busy_cpu_seconds(), children_cpu_seconds()
-    t0 = time.perf_counter()
-    with open(log, "wb") as f:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, check=False, text=True)
-    wall = time.perf_counter() - t0
-    busy1, cpu = busy_cpu_seconds(), children_cpu_seconds() - cpu0
-    results = [line[len(RESULT_TAG):] for line in proc.stdout.splitlines() if line.startswith(RESULT_TAG)]
-    if proc.returncode != 0 or not results:
-        tail = log.read_text(errors="replace")[-4000:]
-        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-2000:]}{tail}")
-    others = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - cpu)
-    return json.loads(results[-1]), wall, others
-
 
 def build_base_dataset(work: Path, segment: float) -> Path:
     """Synthetic tree -> sound2image dataset (rgb8 PNG, ``segment`` s images, 2 workers); returns its root."""
@@ -204,14 +155,6 @@ def make_flat_folder(folder: Path, sources: list[tuple[Path, Path]], nb_pairs: i
     return math.ceil(nb_pairs / per_track), linked
 
 
-def models_arg(text: str) -> list[str]:
-    models = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in models if m not in MODEL_ORDER]
-    if not models or bad:
-        raise argparse.ArgumentTypeError(f"choose among {','.join(MODEL_ORDER)}")
-    return models
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child-steps"]:
@@ -243,14 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_memory and not 2 <= args.pairs_small <= args.pairs_large:
         parser.error("need 2 <= --pairs-small <= --pairs-large")
 
-    if args.workdir is None:
-        work = Path(tempfile.mkdtemp(prefix="bench_train_"))
-    else:
-        work = args.workdir
-        if work.exists() and any(work.iterdir()):
-            parser.error(f"--workdir {work} exists and is not empty; give a new or empty folder")
-        work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(parser, args.workdir, "bench_train_", args.keep) as work:
         from importlib.metadata import version
 
         print(f"Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
@@ -269,12 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         for model in [m for m in MODEL_ORDER if m in args.models]:
             cmd = [sys.executable, me, "--child-steps", str(data), str(work / f"run_{model}"), model,
                    str(args.warmup), str(steps[model])]
-            res, wall, others = run_child(cmd, work / f"steps_{model}.log")
+            res, wall, _, others = run_timed(cmd, work / f"steps_{model}.log", result=True)
             res["wall"], res["others"] = wall, others
             results.append(res)
             print(f"{model}: {res['warmup']} + {res['steps']} timed + 1 steps on {res['train_pairs']} pairs in "
-                  f"{wall:.1f} s wall" + ("" if others is None else
-                                          f"  (other processes meanwhile: {others:.1f} CPU s)"))
+                  f"{wall:.1f} s wall" + others_note(others))
         if results:
             r0 = results[0]
             print()
@@ -305,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                              "--model", "tiny", "--steps", str(args.memory_steps)]
                 log = work / f"memory_{label}.log"
                 cmd = [sys.executable, me, "--peak-rss", str(log), "--", *train_cmd]
-                res, _, others = run_child(cmd, work / f"memory_{label}.wrapper.log")
+                res, _, _, others = run_timed(cmd, work / f"memory_{label}.wrapper.log", result=True)
                 text = log.read_text(errors="replace")
                 if res["rc"] != 0:
                     sys.exit(f"training failed ({res['rc']}): {' '.join(train_cmd)}\n{text[-4000:]}")
@@ -314,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                 peaks[label] = res["maxrss_bytes"]
                 print(f"{nb} pairs ({nb_tracks} track names, {'hard links' if linked else 'copies'}; {split}): "
                       f"tiny {args.memory_steps} steps in {res['wall']:.1f} s, peak RSS {res['maxrss_bytes'] / 1e6:.0f} MB"
-                      + ("" if others is None else f"  (other processes meanwhile: {others:.1f} CPU s)"))
+                      + others_note(others))
             print(f"Memory runs: python {' '.join(train_cmd[1:4])} DIR RUN {' '.join(train_cmd[6:])}, each under its own "
                   "wrapper process")
             ratio = peaks["large"] / peaks["small"]
@@ -323,11 +258,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"memory target ({args.pairs_large}/{args.pairs_small} <= {TARGET_MEMORY_RATIO:g}): "
                   f"{'met' if ratio <= TARGET_MEMORY_RATIO else 'not met'}")
         return 0
-    finally:
-        if args.keep:
-            print(f"Kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
