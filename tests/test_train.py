@@ -235,6 +235,8 @@ def test_sigkill_loses_at_most_one_checkpoint_interval(train_data, tmp_path):
     assert saved >= 15
     rows_after_kill = [int(line.split(",")[0]) for line in (run / "history.csv").read_text().splitlines()[1:]]
     assert max(rows_after_kill) - saved < 5 + 5  # at most one interval (plus the row being written) ahead
+    with open(run / "history.csv", "a") as f:
+        f.write("99999,1.2")  # as if killed in the middle of an append
     out = subprocess.run(_train_cmd(train_data, run, "--steps", str(saved + 5), "--checkpoint-every", "5",
                                     "--log-every", "5"), capture_output=True, text=True, check=True)
     assert f"from step {saved} " in out.stdout
@@ -286,3 +288,31 @@ def test_gpu_options_do_no_harm_on_a_cpu(train_data, tmp_path, run_cli):
     assert config["training"]["xla"] and config["training"]["mixed_precision"]
     rows = (run / "history.csv").read_text().splitlines()[1:]
     assert len(rows) == 1 and all(cell and np.isfinite(float(cell)) for cell in rows[0].split(","))
+
+
+MIRRORED_SCRIPT = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import vocals2song.train as train_mod
+train_mod.make_strategy = lambda: (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), True,
+                                   "MirroredStrategy (2 CPU replicas)")
+from vocals2song.config import TrainConfig
+summary = train_mod.train(sys.argv[1], sys.argv[2], TrainConfig(model="tiny", steps=4, log_every=2,
+                          checkpoint_every=2, sample_every=2), progress=False)
+print("final", summary.step, summary.last_row["gen_l1"])
+"""
+
+
+def test_mirrored_strategy_trains_on_two_replicas(train_data, tmp_path):
+    """The MirroredStrategy path (several GPUs), run on two logical CPU devices."""
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(train_data), str(run)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "final 4" in out.stdout
+    config = json.loads((run / "config.json").read_text())
+    assert config["strategy"] == {"name": "MirroredStrategy (2 CPU replicas)", "replicas": 2}
+    rows = (run / "history.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2 and all(np.isfinite(float(c)) for row in rows for c in row.split(","))

@@ -261,7 +261,7 @@ def make_dataset(pairs: list[Pair], fmt: str, nb_rows: int, tile: int, batch_siz
     files = files.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     ds = tf.data.Dataset.zip((files, seeds)).map(lambda f, s: (f[0], f[1], s), num_parallel_calls=1)
-    ds = ds.interleave(load, cycle_length=2, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.interleave(load, cycle_length=2, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.shuffle(shuffle_tiles, seed=seed)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(2)
     options = tf.data.Options()

@@ -31,9 +31,10 @@ from vocals2song.errors import Vocals2SongError
 #: Added to the energies in `si_sdr`: machine epsilon, far below the energy of any audible signal,
 #: so it only matters when a signal is (near) digital silence, where it turns 0/0 into a number.
 SI_SDR_EPS = float(np.finfo(np.float64).eps)
-#: Added to STFT power in `lsd`: a -100 dB floor, below float32 rounding noise of full-scale audio,
-#: so silent bins compare equal instead of as log(0).
-LSD_EPS = 1e-10
+#: Added to STFT power in `lsd`, as in the usual definition (``log10(|X|^2 + 1e-8)`` on an unnormalised STFT
+#: of audio in [-1, 1]): a floor 134 dB under a full-scale sine at n_fft 2048, so silent bins compare equal
+#: instead of as log(0). The floor is low enough that near-silent detail weighs as much as loud detail.
+LSD_EPS = 1e-8
 #: Floor on STFT power in `mrstft`, as in Parallel WaveGAN's ``stft()`` (magnitude >= ~3.2e-4).
 MRSTFT_EPS = 1e-7
 #: (n_fft, hop) pairs for `mrstft`; the window is n_fft long.
@@ -94,7 +95,7 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
 def lsd(reference: np.ndarray, estimate: np.ndarray, n_fft: int = 2048, hop: int = 512) -> float:
     """Log-spectral distance in dB: per frame, the RMS over bins of the difference of the power
     spectra in dB (``10 log10(|X|^2 + LSD_EPS)``), then the mean over frames. 0 when identical;
-    finite for silence (silent bins sit at the -100 dB floor).
+    finite for silence (silent bins sit at the -80 dB floor).
     """
     reference, estimate = _check_pair(reference, estimate)
     ref_db = 10.0 * np.log10(_magnitude(reference, n_fft, hop) ** 2 + LSD_EPS)

@@ -124,6 +124,14 @@ def read_history(path: Path) -> list[dict]:
     return plots.read_history(path) if path.is_file() else []
 
 
+def _drop_partial_row(path: Path) -> None:
+    """A SIGKILL during an append can leave a last row without its newline: cut it off."""
+    if path.is_file():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            write_bytes_atomic(path, data[: data.rfind(b"\n") + 1])
+
+
 def _write_history(path: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -384,6 +392,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
         checkpoint.restore(manager.latest_checkpoint).expect_partial()
         start = int(gan.g_optimizer.iterations.numpy())
     if is_chief:
+        _drop_partial_row(run / "history.csv")
         rows = [r for r in read_history(run / "history.csv") if r["step"] <= start]  # a kill may leave later rows
         _write_history(run / "history.csv", rows)
         config["step"] = start
