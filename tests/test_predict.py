@@ -123,6 +123,10 @@ def test_accompaniment_model_adds_the_vocals(small_tree, tmp_path, run_cli):
     vocals = audio.to_mono(sf.read(tmp_path / "v.wav", dtype="float32")[0])
     np.testing.assert_allclose(song_on, acc + vocals, atol=1e-5)
     np.testing.assert_allclose(song_off, acc, atol=1e-6)
+    result = run_cli("evaluate", run, ds, "--out", tmp_path / "report")  # truth = vocals + accompaniment
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["nb_items"] == 2 and set(report["baselines"]) == {"vocals_only", "mean_accompaniment"}
 
 
 def test_evaluate_reports_every_metric_and_beats_vocals_only(trained_run, train_data, tmp_path, run_cli):
