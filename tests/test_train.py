@@ -17,10 +17,9 @@ import pytest
 
 from conftest import QUICK_TRAIN
 from vocals2song import data as data_mod
-from vocals2song import transforms
 from vocals2song.config import MODELS
 from vocals2song.errors import Vocals2SongError
-from vocals2song.imagefile import read_image, write_image
+from vocals2song.imagefile import read_image
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")

@@ -303,16 +303,23 @@ def planes_to_audio(u: np.ndarray, v: np.ndarray, meta: ImageMeta, phase: np.nda
     The phase comes from ``v``, or from ``phase`` (radians, same shape) when given; ``griffinlim_iters > 0``
     runs that many Griffin-Lim iterations on the magnitude, starting from that phase.
     """
-    padded_length = meta.hop * (u.shape[1] - 1)  # the segment length the frames were computed from
-    length = max(padded_length, meta.length)
     if griffinlim_iters > 0:
         angle = planes_to_phase(v) if phase is None else phase
         S = planes_to_magnitude(u, meta.top_db, meta.range_db)
-        y = audio.griffinlim(S, meta.hop, meta.win, meta.window, iters=griffinlim_iters, phase=angle, length=length)
-    else:
-        if phase is None:
-            Z = planes_to_spectrogram(u, v, meta.top_db, meta.range_db)
-        else:
-            Z = planes_to_magnitude(u, meta.top_db, meta.range_db) * np.exp(1j * phase)
-        y = audio.istft(Z, meta.hop, meta.win, meta.window, length=length)
+        y = audio.griffinlim(S, meta.hop, meta.win, meta.window, iters=griffinlim_iters, phase=angle,
+                             length=_padded_length(meta, u.shape[1]))
+        return y[: meta.length].astype(np.float32)
+    if phase is None:
+        return spectrogram_to_audio(planes_to_spectrogram(u, v, meta.top_db, meta.range_db), meta)
+    return spectrogram_to_audio(planes_to_magnitude(u, meta.top_db, meta.range_db) * np.exp(1j * phase), meta)
+
+
+def spectrogram_to_audio(Z: np.ndarray, meta: ImageMeta) -> np.ndarray:
+    """Complex ``(nb_bins, nb_frames)`` -> mono float32 ``(meta.length,)`` by the inverse STFT."""
+    y = audio.istft(Z, meta.hop, meta.win, meta.window, length=_padded_length(meta, Z.shape[1]))
     return y[: meta.length].astype(np.float32)
+
+
+def _padded_length(meta: ImageMeta, nb_frames: int) -> int:
+    """Samples to synthesise: the segment the frames were computed from, or the true length if longer."""
+    return max(meta.hop * (nb_frames - 1), meta.length)

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from vocals2song import audio, codec, metrics
+from vocals2song import codec, metrics
 from vocals2song.codec import ImageMeta
 from vocals2song.data import match_pairs
 from vocals2song.errors import Vocals2SongError, run_each
@@ -104,8 +104,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
         if mean_acc is not None:
             Z = _spectrogram(pixels, meta)
             Z = Z + mean_acc[:, None] * np.exp(1j * np.angle(Z))
-            estimates["mean_accompaniment"] = audio.istft(Z, meta.hop, meta.win, meta.window,
-                                                          length=max(meta.length, meta.hop * (Z.shape[1] - 1)))
+            estimates["mean_accompaniment"] = codec.spectrogram_to_audio(Z, meta)
         item = {"name": Path(name).stem, "track": (meta.source or {}).get("track"), "seconds": meta.length / meta.sr}
         for key, estimate in estimates.items():
             estimate = np.asarray(estimate[: len(truth)], dtype=np.float64)

@@ -23,6 +23,7 @@ import numpy as np
 from vocals2song import audio, codec, transforms
 from vocals2song.codec import ImageMeta
 from vocals2song.config import CodecConfig
+from vocals2song.data import crop_or_pad
 from vocals2song.errors import Failure, Vocals2SongError, run_each
 from vocals2song.imagefile import EXTENSIONS, IMAGE_SUFFIXES, read_image, write_image
 
@@ -31,6 +32,11 @@ GRIFFINLIM_ITERS = 32
 #: tiles overlap by this share of the tile and are cross-faded over the overlap
 OVERLAP = 0.25
 TILE_BATCH = 4
+
+
+def check_phase(phase: str) -> None:
+    if phase not in PHASES:
+        raise Vocals2SongError(f"unknown phase source {phase!r}; use one of {', '.join(PHASES)}", usage=True)
 
 
 # --- tiling ------------------------------------------------------------------------------------------
@@ -72,11 +78,7 @@ def apply_tiled(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, tile: int
     weight = np.zeros(max(nb_frames, tile), dtype=np.float32)
     for i in range(0, len(starts), batch):
         chunk = starts[i: i + batch]
-        tiles = np.full((len(chunk), rows, tile, x.shape[2]), -1.0, dtype=np.float32)
-        for k, s in enumerate(chunk):
-            part = x[:, s: s + tile]
-            tiles[k, :, : part.shape[1]] = part
-        y = np.asarray(fn(tiles), dtype=np.float32)
+        y = np.asarray(fn(np.stack([crop_or_pad(x, s, tile) for s in chunk])), dtype=np.float32)
         if out is None:
             out = np.zeros((rows, max(nb_frames, tile), y.shape[3]), dtype=np.float32)
         for k, s in enumerate(chunk):
@@ -99,9 +101,8 @@ class Predictor:
 
     @property
     def codec_config(self) -> CodecConfig:
-        m = self.meta
-        container = {"tiff16": "tiff", "float32": "tiff"}.get(m.format, "png")
-        return CodecConfig(format=m.format, container=container, sr=m.sr, n_fft=m.n_fft, hop=m.hop, win=m.win,
+        m = self.meta  # container None: the format's default one
+        return CodecConfig(format=m.format, sr=m.sr, n_fft=m.n_fft, hop=m.hop, win=m.win,
                            window=m.window, range_db=m.range_db)
 
     def spectrogram(self, x: np.ndarray) -> np.ndarray:
@@ -175,8 +176,7 @@ def vocals_input(path: Path, predictor: Predictor) -> tuple[np.ndarray, np.ndarr
 def predict_song(vocals: np.ndarray, pixels: np.ndarray, meta: ImageMeta, predictor: Predictor,
                  phase: str = "model", add_vocals: bool | None = None, iters: int = GRIFFINLIM_ITERS) -> Prediction:
     """Vocals (audio and their encoded pixels) -> the predicted song."""
-    if phase not in PHASES:
-        raise Vocals2SongError(f"unknown phase source {phase!r}; use one of {', '.join(PHASES)}", usage=True)
+    check_phase(phase)
     fmt = predictor.meta.format
     y_net = predictor.spectrogram(transforms.pixels_to_net(pixels, fmt))
     u, v = transforms.net_to_planes(y_net, fmt, predictor.config["codec"].get("split"))
@@ -204,7 +204,8 @@ def predict_song(vocals: np.ndarray, pixels: np.ndarray, meta: ImageMeta, predic
 
 
 def write_prediction(pred: Prediction, out: Path, name: str, predictor: Predictor) -> list[Path]:
-    """NAME.mixture.wav, NAME.mixture.<ext> (the predicted image), NAME.png; returns the paths written."""
+    """NAME.mixture.wav, NAME.mixture.<ext> (the predicted image), NAME.spectrograms.png (and
+    NAME.accompaniment.wav for accompaniment runs); returns the paths written."""
     from vocals2song import plots
 
     sr, hop = pred.meta.sr, pred.meta.hop
@@ -249,8 +250,7 @@ def predict(run: str | os.PathLike, inputs: list[str | os.PathLike], out: str | 
             add_vocals: bool | None = None, progress: Callable | None = None,
             predictor: Predictor | None = None) -> tuple[list[Path], list[Failure]]:
     """Predict a song for each input; returns (files written, failures). Bad inputs do not stop the batch."""
-    if phase not in PHASES:
-        raise Vocals2SongError(f"unknown phase source {phase!r}; use one of {', '.join(PHASES)}", usage=True)
+    check_phase(phase)  # before loading the model
     paths = find_inputs(inputs)
     if not paths:
         raise Vocals2SongError("no audio or image inputs found", usage=True)

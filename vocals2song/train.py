@@ -31,7 +31,7 @@ import numpy as np
 
 from vocals2song import data as data_mod
 from vocals2song import plots, transforms
-from vocals2song.codec import ImageMeta
+from vocals2song.codec import ImageMeta, planes_to_audio
 from vocals2song.config import MODELS, TrainConfig
 from vocals2song.errors import Vocals2SongError
 from vocals2song.files import atomic_path, write_bytes_atomic
@@ -147,7 +147,7 @@ def _cell(value) -> str:
     return str(int(value)) if isinstance(value, (int, np.integer)) else f"{float(value):.6g}"
 
 
-def _prepare_run(run: Path, cfg: TrainConfig, resume: bool) -> None:
+def _prepare_run(run: Path, resume: bool) -> None:
     if run.exists() and not run.is_dir():
         raise Vocals2SongError("exists and is not a folder", run, usage=True)
     if not resume:
@@ -185,10 +185,20 @@ def _callbacks():
             self.writer = (tf.summary.create_file_writer(str(run / "logs")) if is_chief
                            else tf.summary.create_noop_writer())
             self.last_row: dict = {}
+            self._predicted: tuple[int, np.ndarray] | None = None
 
-        def predict(self, x: np.ndarray, model) -> np.ndarray:
-            return np.concatenate([np.asarray(model.generator(x[i: i + 4], training=False))
-                                   for i in range(0, len(x), 4)])
+        def due(self, every: int) -> bool:
+            """Whether a job that runs every ``every`` steps (and at the last step) runs now."""
+            return self.step % every == 0 or self.step == self.cfg.steps
+
+        def predictions(self, model) -> np.ndarray:
+            """The generator on the fixed validation tiles at this step (computed once per step)."""
+            if self._predicted is None or self._predicted[0] != self.step:
+                x = self.val_x
+                pred = np.concatenate([np.asarray(model.generator(x[i: i + 4], training=False))
+                                       for i in range(0, len(x), 4)])
+                self._predicted = (self.step, pred)
+            return self._predicted[1]
 
         def tile_audio(self, x: np.ndarray) -> np.ndarray:
             """Network tiles ``(k, rows, tile, C)`` -> waveforms ``(k, samples, 1)`` decoded with the codec."""
@@ -196,8 +206,6 @@ def _callbacks():
             waves = []
             for tile in x:
                 u, v = transforms.net_to_planes(tile, meta.format, self.config["codec"].get("split"))
-                from vocals2song.codec import planes_to_audio
-
                 waves.append(np.clip(planes_to_audio(u, v, meta), -1.0, 1.0))
             return np.stack(waves)[..., None]
 
@@ -211,9 +219,9 @@ def _callbacks():
         def on_train_batch_end(self, batch, logs=None):
             state = self.state
             state.step = state.start + batch + 1
-            if state.step % state.cfg.log_every and state.step != state.cfg.steps:
+            if not state.due(state.cfg.log_every):
                 return
-            pred = state.predict(state.val_x, self.model)
+            pred = state.predictions(self.model)
             row = {"step": state.step, **{k: float(np.mean(logs[k])) for k in HISTORY_COLUMNS[1:5]},
                    "val_l1": float(np.mean(np.abs(pred - state.val_y)))}
             for metric in self.model.metrics:
@@ -246,7 +254,7 @@ def _callbacks():
 
         def on_train_batch_end(self, batch, logs=None):
             state = self.state
-            if state.is_chief and (state.step % state.cfg.sample_every == 0 or state.step == state.cfg.steps):
+            if state.is_chief and state.due(state.cfg.sample_every):
                 write_samples(state, self.model)
 
     class Checkpoints(keras.callbacks.Callback):
@@ -258,7 +266,7 @@ def _callbacks():
 
         def on_train_batch_end(self, batch, logs=None):
             state = self.state
-            if state.step % state.cfg.checkpoint_every == 0 or state.step == state.cfg.steps:
+            if state.due(state.cfg.checkpoint_every):
                 save_run(state, self.model, self.manager)
 
     class Progress(keras.callbacks.Callback):
@@ -275,7 +283,7 @@ def _callbacks():
 
         def on_train_batch_end(self, batch, logs=None):
             state, now = self.state, time.monotonic()
-            row_step = state.step % state.cfg.log_every == 0 or state.step == state.cfg.steps
+            row_step = state.due(state.cfg.log_every)
             if not (row_step or (self.tty and now - self.last_draw > 0.5)):
                 return
             self.last_draw = now
@@ -316,7 +324,7 @@ def write_samples(state, model) -> None:
 
     k = state.cfg.sample_tiles
     x, y = state.val_x[:k], state.val_y[:k]
-    pred = state.predict(x, model)
+    pred = state.predictions(model)[:k]
     rows = [(x[i, ..., 0], y[i, ..., 0], pred[i, ..., 0]) for i in range(len(x))]  # magnitude channel
     plots.save_strips(state.run / "samples" / f"step_{state.step:06d}.png", rows, value_range=(-1.0, 1.0))
     with state.writer.as_default(step=state.step):
@@ -376,7 +384,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     val = data_mod.fixed_tiles(pairs.valid, fmt, cfg.tile, cfg.val_tiles)
     config = _run_config(data, cfg, pairs, val[2], strategy_name, strategy.num_replicas_in_sync, nb_rows, nb_channels)
     if is_chief:
-        _prepare_run(run, cfg, resume)
+        _prepare_run(run, resume)
         if (run / "config.json").is_file():
             _check_resume(read_run_config(run), config, run)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from vocals2song import codec
-from vocals2song.codec import ImageMeta
 
 #: format -> the pixel channels the network sees
 NET_CHANNELS = {"rgb8": (0, 1), "rgba8": (0, 1, 2, 3), "tiff16": (0, 1), "png16": (0, 1), "float32": (0, 1)}
