@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from vocals2song import __version__
-from vocals2song.config import (CONTAINERS, FORMATS, MODELS, TAILS, TARGETS, CodecConfig, DatasetConfig, TrainConfig,
+from vocals2song.config import (CONTAINERS, FORMATS, GAN_LOSSES, GENERATORS, MODELS, PHASE_REPRS, TAILS, TARGETS, CodecConfig, DatasetConfig, TrainConfig,
                                 replace_given)
 from vocals2song.errors import Vocals2SongError
 
@@ -146,6 +146,14 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--tile", type=click.IntRange(min=16), default=None, help="Frames per random crop (default 256).")
 @click.option("--model", type=click.Choice(list(MODELS)), default=None,
               help="Network size: default (published pix2pix), small, or tiny (fast on a CPU).")
+@click.option("--generator", type=click.Choice(list(GENERATORS)), default=None,
+              help="unet: the published generator; powersum: predicts an accompaniment that is power-summed onto "
+                   "the vocals, so it never loses them (an untrained model gives the vocals back).")
+@click.option("--phase-repr", type=click.Choice(list(PHASE_REPRS)), default=None,
+              help="The phase the network sees and makes: angle (as stored), if (instantaneous frequency), or none "
+                   "(magnitude only; the song takes the vocals' phase).")
+@click.option("--gan-loss", type=click.Choice(list(GAN_LOSSES)), default=None,
+              help="Adversarial loss: bce (published) or lsgan (least squares).")
 @click.option("--lambda-l1", type=click.FloatRange(min=0), default=None, help="Weight of the L1 loss (default 100).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate (default 2e-4).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
@@ -160,7 +168,8 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--mixed-precision", is_flag=True, default=None, help="float16 compute on GPUs (ignored on a CPU).")
 @click.option("--xla", is_flag=True, default=None, help="Compile the train step with XLA (helps GPUs; slower on CPUs).")
 @OPT_DEBUG
-def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, lambda_l1, lr, seed,
+def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, generator, phase_repr, gan_loss,
+              lambda_l1, lr, seed,
               checkpoint_every, sample_every, log_every, resume, mixed_precision, xla, debug):
     """Train pix2pix on the paired images of DATA into the run folder RUN.
 
@@ -182,7 +191,8 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
 
     with _errors(debug):
         cfg = replace_given(TrainConfig(), input_subdir=input_subdir, target_subdir=target_subdir, steps=steps,
-                            batch_size=batch_size, tile=tile, model=model, lambda_l1=lambda_l1, lr=lr, seed=seed,
+                            batch_size=batch_size, tile=tile, model=model, generator=generator,
+                            phase_repr=phase_repr, gan_loss=gan_loss, lambda_l1=lambda_l1, lr=lr, seed=seed,
                             checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
                             mixed_precision=mixed_precision, xla=xla)
         summary = train(data, run, cfg, resume=resume, progress=True, log=click.echo)
@@ -265,14 +275,17 @@ def predict_cmd(run, inputs, out, phase, add_vocals, debug):
 @click.argument("data", type=click.Path(path_type=str))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="Folder for the report.")
 @click.option("--split", default="test", show_default=True, help="Which split of DATA to score.")
+@click.option("--phase", type=click.Choice(["model", "vocals", "griffinlim"]), default="model", show_default=True,
+              help="Phase of the model's song, as in predict.")
 @OPT_DEBUG
-def evaluate_cmd(run, data, out, split, debug):
+def evaluate_cmd(run, data, out, split, phase, debug):
     """Score RUN on the vocals/target pairs of DATA's split against two baselines.
 
-    Metrics: SNR, SI-SDR, log-spectral distance (lsd), spectral convergence and multi-resolution STFT
-    distance (mrstft) of the predicted against the true mixture, per item and as median and mean. Baselines:
-    vocals_only, and mean_accompaniment (vocals plus the training set's average accompaniment spectrum).
-    OUT gets report.json, report.md, metrics.png and items/*.png.
+    Metrics of the predicted against the true mixture, per item and as median and mean: SNR, SI-SDR,
+    log-spectral distance (lsd, also per band), spectral convergence, multi-resolution STFT distance
+    (mrstft), loudness difference, frame-rate buzz and harmony (chroma correlation of the added
+    accompaniment). Baselines: vocals_only, and mean_accompaniment (the vocals plus the training set's
+    mean accompaniment power where they sound). OUT gets report.json, report.md, metrics.png, items/*.png.
 
     \b
     Examples:
@@ -282,10 +295,10 @@ def evaluate_cmd(run, data, out, split, debug):
     from vocals2song.evaluate import evaluate
 
     with _errors(debug):
-        report = evaluate(run, data, out, split, progress=_progress("Evaluating"))
-        lsd = report["model"]["lsd"], report["baselines"]["vocals_only"]["lsd"]
-        click.echo(f"{out}: {report['nb_items']} items; median lsd {lsd[0]:.2f} dB (vocals only {lsd[1]:.2f} dB); "
-                   f"see {out}/report.md")
+        from vocals2song.evaluate import summary
+
+        report = evaluate(run, data, out, split, progress=_progress("Evaluating"), phase=phase)
+        click.echo(f"{out}: {report['nb_items']} items. {summary(report)} See {out}/report.md")
         _report_failures([(f, None) for f in report["failures"]], debug, report["nb_items"] + len(report["failures"]),
                          "pairs")
 

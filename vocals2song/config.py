@@ -17,6 +17,12 @@ CONTAINERS = {"rgb8": ("png", "bmp"), "rgba8": ("png",), "tiff16": ("tiff",), "p
 TARGETS = ("mixture", "accompaniment")
 SPLITS = ("train", "valid", "test")
 TAILS = ("pad", "drop")
+#: generator output variants (model.build_generator): the published U-Net, or one that adds to the vocals
+GENERATORS = ("unet", "powersum")
+#: adversarial losses: the published binary cross-entropy, or least squares
+GAN_LOSSES = ("bce", "lsgan")
+#: how the network sees the phase: as stored, as instantaneous frequency (GANSynth), or not at all
+PHASE_REPRS = ("angle", "if", "none")
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,9 @@ class TrainConfig:
     target_subdir: str | None = None  # None: the dataset's target (mixture unless encoded as accompaniment)
     mixed_precision: bool = False
     xla: bool = False
+    generator: str = "unet"  # model.GENERATORS: "unet" (published) or "powersum" (adds to the vocals)
+    phase_repr: str = "angle"  # transforms.PHASE_REPRS: the phase as stored, "if", or "none" (magnitude only)
+    gan_loss: str = "bce"  # model.GAN_LOSSES
 
 
 def replace_given(obj, **overrides):

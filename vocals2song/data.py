@@ -178,10 +178,10 @@ def find_pairs(data: str | os.PathLike, input_subdir: str = "vocals", target_sub
 
 # --- numpy side: fixed validation tiles ------------------------------------------------------------
 
-def load_net_image(path: Path, fmt: str) -> np.ndarray:
+def load_net_image(path: Path, fmt: str, phase_repr: str = "angle") -> np.ndarray:
     """One image file -> ``(nb_rows - 1, nb_frames, nb_channels)`` float32 in [-1, 1]."""
     pixels, _ = read_image(path)
-    return transforms.pixels_to_net(pixels, fmt)
+    return transforms.pixels_to_net(pixels, fmt, phase_repr)
 
 
 def crop_or_pad(x: np.ndarray, start: int, tile: int) -> np.ndarray:
@@ -192,7 +192,8 @@ def crop_or_pad(x: np.ndarray, start: int, tile: int) -> np.ndarray:
     return out
 
 
-def fixed_tiles(pairs: list[Pair], fmt: str, tile: int, count: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def fixed_tiles(pairs: list[Pair], fmt: str, tile: int, count: int,
+                phase_repr: str = "angle") -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Deterministic validation tiles: ``count`` pairs spread over the list, each cropped at its middle.
 
     Returns inputs and targets ``(count, nb_rows, tile, C)`` and the pair names.
@@ -200,7 +201,7 @@ def fixed_tiles(pairs: list[Pair], fmt: str, tile: int, count: int) -> tuple[np.
     chosen = [pairs[i] for i in sorted({int(i) for i in np.linspace(0, len(pairs) - 1, min(count, len(pairs)))})]
     xs, ys = [], []
     for pair in chosen:
-        x, y = load_net_image(pair.input, fmt), load_net_image(pair.target, fmt)
+        x, y = load_net_image(pair.input, fmt, phase_repr), load_net_image(pair.target, fmt, phase_repr)
         start = max(0, (x.shape[1] - tile) // 2)
         xs.append(crop_or_pad(x, start, tile))
         ys.append(crop_or_pad(y, start, tile))
@@ -225,7 +226,8 @@ def _decoder(fmt: str, suffix: str):
 
 
 def make_dataset(pairs: list[Pair], fmt: str, nb_rows: int, tile: int, batch_size: int, seed: int = 0,
-                 crops_per_image: int = CROPS_PER_IMAGE, shuffle_tiles: int = SHUFFLE_TILES):
+                 crops_per_image: int = CROPS_PER_IMAGE, shuffle_tiles: int = SHUFFLE_TILES,
+                 phase_repr: str = "angle"):
     """An endless tf.data stream of ``(input, target)`` batches ``(batch, nb_rows, tile, C)`` in [-1, 1];
     ``nb_rows`` is the image height less the Nyquist row.
 
@@ -233,13 +235,17 @@ def make_dataset(pairs: list[Pair], fmt: str, nb_rows: int, tile: int, batch_siz
     """
     import tensorflow as tf
 
-    channels = list(transforms.NET_CHANNELS[fmt])
+    channels = list(transforms.net_channels(fmt, phase_repr))
     scale = 2.0 / transforms.pixel_scale(fmt)
     decode = _decoder(fmt, pairs[0].input.suffix.lower())
 
-    def to_net(pixels):
-        x = tf.gather(pixels[1:], channels, axis=-1)
-        return tf.cast(x, tf.float32) * scale - 1.0
+    def to_net(pixels):  # as transforms.pixels_to_net, in TensorFlow ops
+        x = tf.cast(tf.gather(pixels[1:], channels, axis=-1), tf.float32) * scale - 1.0
+        if phase_repr == "if":  # over the whole image, before cropping: tiles keep true frame differences
+            p = x[..., 1]
+            d = p - tf.pad(p[:, :-1], [[0, 0], [1, 0]])
+            x = tf.stack([x[..., 0], tf.math.floormod(d + 1.0, 2.0) - 1.0], axis=-1)
+        return x
 
     def load(inp, tar, pair_seed):
         x, y = to_net(decode(inp)), to_net(decode(tar))

@@ -1,16 +1,18 @@
 """`vocals2song evaluate RUN DATA --out DIR`: score a trained model on held-out pairs against baselines.
 
-For every pair of DATA's split (default ``test``), the model predicts the mixture from the vocals image (phase from
-the model), and the prediction is compared with the true mixture, decoded from the target image (for an
-accompaniment model: vocals + accompaniment). Two baselines go through the same metrics:
+For every pair of DATA's split (default ``test``), the model predicts the song from the vocals image, and the
+prediction is compared with the true mixture, decoded from the target image (for an accompaniment model: vocals +
+accompaniment). The baselines of `baselines.py` go through the same metrics: ``vocals_only`` (the vocals alone)
+and ``mean_accompaniment`` (the vocals plus the training set's mean accompaniment power where the vocals sound).
 
-- ``vocals_only``: the vocals alone as the predicted mixture;
-- ``mean_accompaniment``: the vocals plus the training set's average accompaniment magnitude spectrum (one value
-  per frequency bin, |mixture - vocals| averaged over training frames), given the vocals' phase.
+Metrics (`metrics.py`): snr, si_sdr, lsd, spectral_convergence and mrstft against the true waveform, and what a
+listener hears: the loudness difference, lsd per band, frame-rate buzz, and harmony (chroma correlation of the
+added accompaniment with the true one). SNR and SI-SDR reward copying the one true waveform; for a generative
+model lsd, mrstft, loudness, buzz and harmony say more.
 
 Writes ``report.json`` (``{"model": {metric: median}, "baselines": {name: {metric: median}}, "means": {...},
-"items": [...]}``), ``report.md``, ``metrics.png`` and ``items/<name>.png`` spectrogram comparisons for a few items.
-With `museval` installed, BSSEval v4 SDR (``bss_sdr``) joins the metrics.
+"best_baseline": name, "items": [...]}``), ``report.md``, ``metrics.png`` and ``items/<name>.png`` spectrogram
+comparisons for a few items. With `museval` installed, BSSEval v4 SDR (``bss_sdr``) joins the metrics.
 """
 
 from __future__ import annotations
@@ -23,16 +25,18 @@ from typing import Callable
 
 import numpy as np
 
-from vocals2song import codec, metrics
+from vocals2song import baselines, codec, metrics
 from vocals2song.codec import ImageMeta
 from vocals2song.data import match_pairs
 from vocals2song.errors import Vocals2SongError, run_each
 from vocals2song.files import write_bytes_atomic
 from vocals2song.imagefile import read_image
 
-BASELINES = ("vocals_only", "mean_accompaniment")
+BASELINES = tuple(baselines.BASELINES)
 #: training pairs averaged for the mean_accompaniment baseline
 MEAN_PAIRS = 32
+#: lsd differences smaller than this (dB) are reported as level, not as a win
+TIE_DB = 0.05
 #: items that get a spectrogram picture
 PICTURES = 3
 
@@ -49,16 +53,16 @@ def _spectrogram(pixels: np.ndarray, meta: ImageMeta) -> np.ndarray:
     return codec.planes_to_spectrogram(u, v, meta.top_db, meta.range_db)
 
 
-def mean_accompaniment_spectrum(pairs: list[tuple[str, Path, Path]], target: str) -> np.ndarray:
-    """Average accompaniment magnitude per frequency bin ``(nb_bins,)`` over (up to MEAN_PAIRS) training pairs."""
+def baseline_stats(pairs: list[tuple[str, Path, Path]], target: str) -> baselines.TrainingStats:
+    """What the baselines learn from (up to MEAN_PAIRS) training pairs spread over the list."""
     chosen = pairs[:: max(1, len(pairs) // MEAN_PAIRS)][:MEAN_PAIRS]
-    total, frames = None, 0
-    for _, voc_path, tar_path in chosen:
-        Z_voc, Z_tar = (_spectrogram(*_read(p)) for p in (voc_path, tar_path))
-        acc = np.abs(Z_tar - Z_voc if target == "mixture" else Z_tar)
-        total = acc.sum(axis=1) if total is None else total + acc.sum(axis=1)
-        frames += acc.shape[1]
-    return (total / frames).astype(np.float32)
+
+    def spectra():
+        for _, voc_path, tar_path in chosen:
+            Z_voc, Z_tar = (_spectrogram(*_read(p)) for p in (voc_path, tar_path))
+            yield Z_voc, (Z_tar - Z_voc if target == "mixture" else Z_tar)
+
+    return baselines.training_stats(spectra())
 
 
 def _train_pairs(data: Path, config: dict, voc: str, tar: str) -> list[tuple[str, Path, Path]]:
@@ -70,11 +74,12 @@ def _train_pairs(data: Path, config: dict, voc: str, tar: str) -> list[tuple[str
 
 
 def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, split: str = "test",
-             progress: Callable | None = None, predictor=None) -> dict:
+             progress: Callable | None = None, predictor=None, phase: str = "model") -> dict:
     """Evaluate RUN on DATA's ``split``; writes the report files into ``out`` and returns the report."""
     from vocals2song import plots
-    from vocals2song.predict import load_predictor, predict_song
+    from vocals2song.predict import check_phase, load_predictor, predict_song
 
+    check_phase(phase)
     data, out = Path(data), Path(out)
     predictor = predictor or load_predictor(run)
     config = predictor.config
@@ -87,7 +92,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
     if not pairs:
         raise Vocals2SongError(f"no image pairs in {split}/{voc}/ and {split}/{tar}/", data, usage=True)
     train_pairs = _train_pairs(data, config, voc, tar)
-    mean_acc = mean_accompaniment_spectrum(train_pairs, config["target"]) if train_pairs else None
+    stats = baseline_stats(train_pairs, config["target"]) if train_pairs else None
     bsseval = importlib.util.find_spec("museval") is not None
     items: list[dict] = []
 
@@ -95,20 +100,21 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
         name, voc_path, tar_path = pair
         pixels, meta = _read(voc_path)
         tar_pixels, tar_meta = _read(tar_path)
-        vocals = codec.decode_audio(pixels, meta, path=voc_path)
+        Z_voc = _spectrogram(pixels, meta)
+        vocals = codec.spectrogram_to_audio(Z_voc, meta)
         truth = codec.decode_audio(tar_pixels, tar_meta, path=tar_path)
         if config["target"] == "accompaniment":
             truth = truth + vocals
-        pred = predict_song(vocals, pixels, meta, predictor, phase="model", add_vocals=True)
-        estimates = {"model": pred.song, "vocals_only": vocals}
-        if mean_acc is not None:
-            Z = _spectrogram(pixels, meta)
-            Z = Z + mean_acc[:, None] * np.exp(1j * np.angle(Z))
-            estimates["mean_accompaniment"] = codec.spectrogram_to_audio(Z, meta)
+        pred = predict_song(vocals, pixels, meta, predictor, phase=phase, add_vocals=True)
+        estimates = {"model": pred.song}
+        for baseline, make in baselines.BASELINES.items():
+            if stats is not None or baseline == "vocals_only":
+                estimates[baseline] = codec.spectrogram_to_audio(make(Z_voc, stats), meta)
         item = {"name": Path(name).stem, "track": (meta.source or {}).get("track"), "seconds": meta.length / meta.sr}
         for key, estimate in estimates.items():
             estimate = np.asarray(estimate[: len(truth)], dtype=np.float64)
-            item[key] = metrics.compute_all(truth, estimate)
+            item[key] = {**metrics.compute_all(truth, estimate),
+                         **metrics.music_metrics(vocals[: len(truth)], truth, estimate, meta.sr)}
             if bsseval:
                 item[key]["bss_sdr"] = bss_sdr(truth, estimate, meta.sr)
         items.append(item)
@@ -122,7 +128,8 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
     failures = run_each(pairs, work, lambda p: p[1], progress)
     if not items:
         raise Vocals2SongError(f"every pair failed; first: {failures[0].error}", data)
-    report = _report(items, run, data, split, mean_acc is not None)
+    report = _report(items, run, data, split, stats is not None)
+    report["phase"] = phase
     if bsseval:
         report["higher_is_better"]["bss_sdr"] = True
     report["failures"] = [f.error for f in failures]
@@ -147,12 +154,31 @@ def _report(items: list[dict], run, data, split: str, with_mean: bool) -> dict:
     means = {name: {m: v["mean"] for m, v in agg[name].items()} for name in names}
     return {
         "run": str(run), "data": str(data), "split": split, "nb_items": len(items),
-        "higher_is_better": dict(metrics.HIGHER_IS_BETTER),
+        "higher_is_better": {**metrics.HIGHER_IS_BETTER, **metrics.MUSIC_HIGHER_IS_BETTER},
+        "best_baseline": min(names[1:], key=lambda b: medians[b]["lsd"]),
         "model": medians["model"],
         "baselines": {b: medians[b] for b in names[1:]},
         "means": {"model": means["model"], "baselines": {b: means[b] for b in names[1:]}},
         "items": items,
     }
+
+
+def better(values: list[float], higher: bool | None) -> float:
+    """The best of ``values``: the largest, the smallest, or (``higher`` None) the nearest 0."""
+    if higher is None:
+        return min(values, key=abs)
+    return max(values) if higher else min(values)
+
+
+def summary(report: dict) -> str:
+    """One sentence: the model's median lsd against the best baseline's, and who won (lower is better)."""
+    best = report["best_baseline"]
+    model, base = report["model"]["lsd"], report["baselines"][best]["lsd"]
+    others = ", ".join(f"{b} {v['lsd']:.2f}" for b, v in report["baselines"].items() if b != best)
+    verdict = ("the model and the baseline are level" if abs(model - base) < TIE_DB
+               else "the model wins" if model < base else "the model loses")
+    return (f"Median lsd (lower is better): model {model:.2f} dB, best baseline {best} {base:.2f} dB"
+            + (f" ({others})" if others else "") + f": {verdict}.")
 
 
 def markdown(report: dict) -> str:
@@ -167,14 +193,19 @@ def markdown(report: dict) -> str:
         means = [report["means"]["model"].get(metric) if n == "model" else report["means"]["baselines"][n].get(metric)
                  for n in names]
         finite = [m for m in medians if m is not None and np.isfinite(m)]
-        best = (max if higher else min)(finite) if finite else None
+        best = better(finite, higher) if finite else None
         cells = []
         for med, mean in zip(medians, means):
-            cell = f"{med:.3f} ({mean:.3f})"
-            cells.append(f"**{cell}**" if med == best else cell)
-        lines.append(f"| {metric} ({'higher' if higher else 'lower'} is better) | " + " | ".join(cells) + " |")
-    lines += ["", "Metrics: SNR and SI-SDR in dB; lsd, log-spectral distance in dB; spectral convergence; "
-              "mrstft, multi-resolution STFT distance.", ""]
+            cell = "n/a" if med is None else f"{med:.3f} ({mean:.3f})"
+            cells.append(f"**{cell}**" if med is not None and med == best else cell)
+        direction = {True: "higher", False: "lower", None: "nearer 0"}[higher]
+        lines.append(f"| {metric} ({direction} is better) | " + " | ".join(cells) + " |")
+    lines += ["", summary(report), "",
+              "Metrics: SNR and SI-SDR in dB (they reward copying the one true waveform); lsd, log-spectral "
+              "distance in dB, also per band (low < 500 Hz, mid to 4 kHz, high above); spectral convergence; "
+              "mrstft, multi-resolution STFT distance; loudness_db, the song's level minus the true mixture's; "
+              "buzz_db, how far a pulse at the STFT frame rate stands out; harmony, the chroma correlation of the "
+              "added accompaniment with the true one (0: no harmony).", ""]
     if report.get("failures"):
         lines += ["## Failures", "", *[f"- {f}" for f in report["failures"]], ""]
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from vocals2song.config import ModelConfig
+from vocals2song.config import GAN_LOSSES, GENERATORS, ModelConfig
 
 KERNEL = 4
 INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
@@ -73,16 +73,57 @@ class CropLike(layers.Layer):
         return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[3])
 
 
+@keras.saving.register_keras_serializable(package="vocals2song")
+class PowerSum(layers.Layer):
+    """The song's magnitude: the input vocals' power plus a predicted accompaniment's, in the image's units.
+
+    Both magnitudes are net units ``x = 2u - 1`` of the codec's ``u = (dB - floor) / range_db``. With
+    ``k = range_db * ln(10) / 10``, ``expm1(k u)`` is the power above the floor, so ``u = 0`` (the floor) is
+    silence and adds nothing: ``u_out = log1p(expm1(k u_vocals) + expm1(k u_acc)) / k``. The output is never
+    quieter than the vocals, and an accompaniment at the floor gives the vocals back exactly. Computed in float32.
+    Other channels (phase) pass through from ``rest``.
+    """
+
+    def __init__(self, range_db: float, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.range_db = float(range_db)
+
+    def call(self, vocals, accompaniment, rest=None):
+        k = self.range_db * 2.302585092994046 / 10.0
+        u_voc = (ops.cast(vocals, "float32") + 1.0) * 0.5
+        u_acc = (ops.cast(accompaniment, "float32") + 1.0) * 0.5
+        power = ops.expm1(k * u_voc) + ops.expm1(k * u_acc)
+        out = ops.log1p(power) * (2.0 / k) - 1.0
+        return out if rest is None else ops.concatenate([out, ops.cast(rest, "float32")], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "range_db": self.range_db}
+
+
 def _filters(base: int, maximum: int, level: int) -> int:
     return min(base * 2**level, maximum)
 
 
-def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig) -> keras.Model:
+#: the powersum generator starts with its accompaniment this far into tanh's floor: tanh(-3.5) = -0.9982, i.e.
+#: u = 0.0009, under half an 8-bit step, so an untrained model's song is the vocals to codec precision
+POWERSUM_START = -3.5
+
+
+def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: str = "unet",
+                    range_db: float = 100.0) -> keras.Model:
     """U-Net: ``(batch, nb_rows, nb_frames, nb_channels)`` in [-1, 1] -> the same shape, any nb_frames.
 
     With the default 8 levels and a 512 x 256 tile: 512x256 -> 256x128 -> ... -> 2x1 and back up.
     Inputs whose sides are not multiples of ``2**levels`` are padded internally and cropped back.
+
+    ``output="unet"`` is the published generator (tanh on every channel). ``"powersum"`` keeps the vocals: its
+    first channel is an accompaniment magnitude that `PowerSum` adds to the input's (channel 0), its other
+    channels (phase) are predicted as in ``unet``; the last layer starts at zero weights with the accompaniment
+    at the floor, so an untrained model gives the vocals back.
     """
+    if output not in GENERATORS:
+        raise ValueError(f"unknown generator {output!r}; use one of {', '.join(GENERATORS)}")
     inputs = keras.Input(shape=(nb_rows, None, nb_channels), name="vocals")
     x = PadToMultiple(2**cfg.levels, name="pad")(inputs)
     down_stack = [downsample(_filters(cfg.gen_filters, cfg.gen_max_filters, i), apply_batchnorm=i > 0)
@@ -96,11 +137,49 @@ def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig) -> keras.M
     for up, skip in zip(up_stack, reversed(skips[:-1])):
         x = up(x)
         x = layers.Concatenate()([x, skip])
-    x = layers.Conv2DTranspose(nb_channels, KERNEL, strides=2, padding="same", kernel_initializer=INIT,
-                               name="to_image")(x)  # (padded rows, padded frames, nb_channels)
+    powersum = output == "powersum"
+    x = layers.Conv2DTranspose(nb_channels, KERNEL, strides=2, padding="same", name="to_image",
+                               kernel_initializer="zeros" if powersum else INIT,
+                               )(x)  # (padded rows, padded frames, nb_channels)
+    if powersum:  # the accompaniment channel starts at the floor
+        x = _ShiftFirst(POWERSUM_START, name="start_at_floor")(x)
     x = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     outputs = CropLike(name="crop")(x, inputs)
+    if powersum:
+        rest = _Slice(1, None, name="phase")(outputs) if nb_channels > 1 else None
+        outputs = PowerSum(range_db, name="power_sum")(_Slice(0, 1, name="vocals_magnitude")(inputs),
+                                                       _Slice(0, 1, name="accompaniment")(outputs), rest)
     return keras.Model(inputs, outputs, name="generator")
+
+
+@keras.saving.register_keras_serializable(package="vocals2song")
+class _Slice(layers.Layer):
+    """Channels ``start:stop`` of an NHWC tensor."""
+
+    def __init__(self, start: int, stop: int | None, **kwargs):
+        super().__init__(**kwargs)
+        self.start, self.stop = start, stop
+
+    def call(self, x):
+        return x[..., self.start: self.stop]
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
+@keras.saving.register_keras_serializable(package="vocals2song")
+class _ShiftFirst(layers.Layer):
+    """Adds ``shift`` to channel 0 only (so a zero-initialised layer starts that channel elsewhere)."""
+
+    def __init__(self, shift: float, **kwargs):
+        super().__init__(**kwargs)
+        self.shift = float(shift)
+
+    def call(self, x):
+        return ops.concatenate([x[..., :1] + self.shift, x[..., 1:]], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "shift": self.shift}
 
 
 def build_discriminator(nb_rows: int, nb_channels: int, cfg: ModelConfig) -> keras.Model:
@@ -127,11 +206,15 @@ def build_discriminator(nb_rows: int, nb_channels: int, cfg: ModelConfig) -> ker
 class Pix2Pix(keras.Model):
     """The GAN: owns both networks; ``fit`` on ``(vocals, target)`` batches trains them."""
 
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, lambda_l1: float = 100.0, **kwargs):
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, lambda_l1: float = 100.0,
+                 gan_loss: str = "bce", **kwargs):
         super().__init__(**kwargs)
+        if gan_loss not in GAN_LOSSES:
+            raise ValueError(f"unknown GAN loss {gan_loss!r}; use one of {', '.join(GAN_LOSSES)}")
         self.generator = generator
         self.discriminator = discriminator
         self.lambda_l1 = float(lambda_l1)
+        self.gan_loss = gan_loss
         self.bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum_over_batch_size")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("gen_total", "gen_gan", "gen_l1", "disc")}
         self.val_tracker = keras.metrics.Mean(name="l1")
@@ -158,12 +241,17 @@ class Pix2Pix(keras.Model):
     def losses_for(self, x, y, training: bool):
         """One forward pass of both networks: (gen_total, gen_gan, gen_l1, disc) losses as scalars."""
         fake = self.generator(x, training=training)
-        real_logits = self.discriminator([x, y], training=training)
-        fake_logits = self.discriminator([x, fake], training=training)
-        gen_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
-        gen_l1 = ops.mean(ops.abs(ops.cast(y, fake.dtype) - fake))
+        real_logits = ops.cast(self.discriminator([x, y], training=training), "float32")
+        fake_logits = ops.cast(self.discriminator([x, fake], training=training), "float32")
+        if self.gan_loss == "lsgan":  # least squares (Mao et al. 2017): real -> 1, fake -> 0
+            gen_gan = ops.mean(ops.square(fake_logits - 1.0))
+            disc = ops.mean(ops.square(real_logits - 1.0)) + ops.mean(ops.square(fake_logits))
+        else:
+            gen_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
+            disc = self.bce(ops.ones_like(real_logits), real_logits) + self.bce(ops.zeros_like(fake_logits),
+                                                                               fake_logits)
+        gen_l1 = ops.mean(ops.abs(ops.cast(y, "float32") - ops.cast(fake, "float32")))
         gen_total = gen_gan + self.lambda_l1 * gen_l1
-        disc = self.bce(ops.ones_like(real_logits), real_logits) + self.bce(ops.zeros_like(fake_logits), fake_logits)
         return gen_total, gen_gan, gen_l1, disc
 
     def train_step(self, data):
@@ -205,10 +293,11 @@ def make_optimizer(lr: float, mixed_precision: bool = False) -> keras.optimizers
 
 
 def build_pix2pix(nb_rows: int, nb_channels: int, cfg: ModelConfig, lambda_l1: float = 100.0, lr: float = 2e-4,
-                  mixed_precision: bool = False, jit_compile: bool = False) -> Pix2Pix:
+                  mixed_precision: bool = False, jit_compile: bool = False, generator: str = "unet",
+                  range_db: float = 100.0, gan_loss: str = "bce") -> Pix2Pix:
     """Build and compile the GAN (inside the current distribution strategy's scope)."""
-    gan = Pix2Pix(build_generator(nb_rows, nb_channels, cfg), build_discriminator(nb_rows, nb_channels, cfg),
-                  lambda_l1=lambda_l1)
+    gan = Pix2Pix(build_generator(nb_rows, nb_channels, cfg, generator, range_db),
+                  build_discriminator(nb_rows, nb_channels, cfg), lambda_l1=lambda_l1, gan_loss=gan_loss)
     gan.compile(g_optimizer=make_optimizer(lr, mixed_precision), d_optimizer=make_optimizer(lr, mixed_precision),
                 jit_compile=jit_compile)
     gan.g_optimizer.build(gan.generator.trainable_variables)

@@ -105,9 +105,32 @@ class Predictor:
         return CodecConfig(format=m.format, sr=m.sr, n_fft=m.n_fft, hop=m.hop, win=m.win,
                            window=m.window, range_db=m.range_db)
 
+    @property
+    def phase_repr(self) -> str:
+        return self.config.get("model", {}).get("phase_repr", "angle")  # runs from before phase_repr: angle
+
     def spectrogram(self, x: np.ndarray) -> np.ndarray:
-        """Network input ``(rows, frames, C)`` -> predicted network output, tiled over the whole width."""
-        return apply_tiled(self.generate, x, self.tile)
+        """Network input ``(rows, frames, C)`` -> predicted network output, tiled over the whole width.
+
+        A phase channel (stored angle or instantaneous frequency, both ``angle / pi``) is blended as unit
+        phasors: averaging the values themselves is wrong across the wrap at +-1 (a cross-fade of 0.99 and
+        -0.99 would give 0, the opposite direction). rgba8 splits the phase in two channels and is blended as is.
+        """
+        if self.phase_repr == "none" or self.meta.format == "rgba8":
+            return apply_tiled(self.generate, x, self.tile)
+
+        def phasors(tiles: np.ndarray) -> np.ndarray:
+            y = np.asarray(self.generate(tiles), dtype=np.float32)
+            angle = np.pi * y[..., 1]
+            return np.stack([y[..., 0], np.cos(angle), np.sin(angle)], axis=-1)
+
+        blended = apply_tiled(phasors, x, self.tile)
+        return np.stack([blended[..., 0], np.arctan2(blended[..., 2], blended[..., 1]) / np.pi], axis=-1)
+
+    def planes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Network input -> predicted planes ``u``, ``v`` (``v`` None for a magnitude-only network)."""
+        return transforms.net_to_planes(self.spectrogram(x), self.meta.format, self.config["codec"].get("split"),
+                                        self.phase_repr)
 
 
 def load_predictor(run: str | os.PathLike) -> Predictor:
@@ -176,20 +199,25 @@ def vocals_input(path: Path, predictor: Predictor) -> tuple[np.ndarray, np.ndarr
 def predict_song(vocals: np.ndarray, pixels: np.ndarray, meta: ImageMeta, predictor: Predictor,
                  phase: str = "model", add_vocals: bool | None = None, iters: int = GRIFFINLIM_ITERS) -> Prediction:
     """Vocals (audio and their encoded pixels) -> the predicted song."""
+    from vocals2song.baselines import vocals_phase
+
     check_phase(phase)
     fmt = predictor.meta.format
-    y_net = predictor.spectrogram(transforms.pixels_to_net(pixels, fmt))
-    u, v = transforms.net_to_planes(y_net, fmt, predictor.config["codec"].get("split"))
+    u, v = predictor.planes(transforms.pixels_to_net(pixels, fmt, predictor.phase_repr))
+    vocals_angle = None
+    if phase == "vocals" or v is None:  # a magnitude-only model's own phase is the vocals'
+        Z_voc = audio.stft(np.pad(vocals, (0, max(0, meta.hop * (pixels.shape[1] - 1) - len(vocals)))),
+                           meta.n_fft, meta.hop, meta.win, meta.window)[:, : u.shape[1]]
+        vocals_angle = np.angle(vocals_phase(Z_voc)).astype(np.float32)
+        if v is None:
+            v = ((vocals_angle + np.pi) / (2 * np.pi)).astype(np.float32)
     # Quantise as the predicted image stores it, so image2sound on that image gives this very WAV.
     encode, decode = codec.CODECS[fmt][:2]
     out_pixels, split = encode(u, v, meta.range_db)
     u, v = decode(out_pixels, split)
     out_meta = dataclasses.replace(meta, source={**(meta.source or {}), "stem": "predicted " + predictor.config["target"]},
                                    split=split)
-    angle = None
-    if phase == "vocals":
-        angle = np.angle(audio.stft(np.pad(vocals, (0, max(0, meta.hop * (pixels.shape[1] - 1) - len(vocals)))),
-                                    meta.n_fft, meta.hop, meta.win, meta.window))[:, : u.shape[1]]
+    angle = vocals_angle if phase == "vocals" else None
     generated = codec.planes_to_audio(u, v, out_meta, phase=angle,
                                       griffinlim_iters=iters if phase == "griffinlim" else 0)
     u_in = codec.decode_planes(pixels, meta)[0]

@@ -32,7 +32,7 @@ import numpy as np
 from vocals2song import data as data_mod
 from vocals2song import plots, transforms
 from vocals2song.codec import ImageMeta, planes_to_audio
-from vocals2song.config import MODELS, TrainConfig
+from vocals2song.config import GAN_LOSSES, GENERATORS, MODELS, PHASE_REPRS, TrainConfig
 from vocals2song.errors import Vocals2SongError
 from vocals2song.files import atomic_path, write_bytes_atomic
 
@@ -204,9 +204,14 @@ def _callbacks():
             """Network tiles ``(k, rows, tile, C)`` -> waveforms ``(k, samples, 1)`` decoded with the codec."""
             meta = dataclasses.replace(self.meta, length=self.meta.hop * (x.shape[2] - 1))
             waves = []
+            phase_repr = self.config["model"].get("phase_repr", "angle")
             for tile in x:
-                u, v = transforms.net_to_planes(tile, meta.format, self.config["codec"].get("split"))
-                waves.append(np.clip(planes_to_audio(u, v, meta), -1.0, 1.0))
+                u, v = transforms.net_to_planes(tile, meta.format, self.config["codec"].get("split"), phase_repr)
+                if v is None:  # a magnitude-only network: Griffin-Lim, enough to hear what it makes
+                    y = planes_to_audio(u, u, meta, phase=np.zeros_like(u), griffinlim_iters=16)
+                else:
+                    y = planes_to_audio(u, v, meta)
+                waves.append(np.clip(y, -1.0, 1.0))
             return np.stack(waves)[..., None]
 
     class History(keras.callbacks.Callback):
@@ -380,8 +385,9 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
         notes.append("--mixed-precision ignored: no GPU (float16 is slow on CPUs)")
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     fmt = pairs.meta.format
-    nb_rows, nb_channels = pairs.info.nb_rows - 1, transforms.nb_net_channels(fmt)
-    val = data_mod.fixed_tiles(pairs.valid, fmt, cfg.tile, cfg.val_tiles)
+    transforms.check_phase_repr(fmt, cfg.phase_repr)
+    nb_rows, nb_channels = pairs.info.nb_rows - 1, transforms.nb_net_channels(fmt, cfg.phase_repr)
+    val = data_mod.fixed_tiles(pairs.valid, fmt, cfg.tile, cfg.val_tiles, cfg.phase_repr)
     config = _run_config(data, cfg, pairs, val[2], strategy_name, strategy.num_replicas_in_sync, nb_rows, nb_channels)
     if is_chief:
         _prepare_run(run, resume)
@@ -390,7 +396,8 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
 
     with strategy.scope():
         gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr, mixed_precision=mixed,
-                            jit_compile=cfg.xla)
+                            jit_compile=cfg.xla, generator=cfg.generator, range_db=pairs.meta.range_db,
+                            gan_loss=cfg.gan_loss)
         checkpoint = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
                                          g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer)
     ckpt_dir = run / "checkpoints" if is_chief else Path(tempfile.mkdtemp(prefix="vocals2song-worker-"))
@@ -419,7 +426,8 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     if progress:
         callbacks.append(Progress(state))
     global_batch = cfg.batch_size * strategy.num_replicas_in_sync
-    ds = data_mod.make_dataset(pairs.train, fmt, nb_rows, cfg.tile, global_batch, seed=cfg.seed + start)
+    ds = data_mod.make_dataset(pairs.train, fmt, nb_rows, cfg.tile, global_batch, seed=cfg.seed + start,
+                               phase_repr=cfg.phase_repr)
     t0 = time.monotonic()
     gan.fit(ds, epochs=1, steps_per_epoch=cfg.steps - start, verbose=0, callbacks=callbacks)
     seconds = time.monotonic() - t0
@@ -430,8 +438,11 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
 
 
 def _check_config(cfg: TrainConfig) -> None:
-    if cfg.model not in MODELS:
-        raise Vocals2SongError(f"unknown model {cfg.model!r}; use one of {', '.join(MODELS)}", usage=True)
+    for name, value, allowed in (("model", cfg.model, MODELS), ("generator", cfg.generator, GENERATORS),
+                                 ("gan-loss", cfg.gan_loss, GAN_LOSSES),
+                                 ("phase-repr", cfg.phase_repr, PHASE_REPRS)):
+        if value not in allowed:
+            raise Vocals2SongError(f"unknown --{name} {value!r}; use one of {', '.join(allowed)}", usage=True)
     for name in ("steps", "batch_size", "tile", "checkpoint_every", "sample_every", "log_every", "keep_checkpoints",
                  "val_tiles", "sample_tiles"):
         if getattr(cfg, name) < 1:
@@ -450,7 +461,7 @@ def _run_config(data, cfg: TrainConfig, pairs: data_mod.PairSet, val_names: list
         "codec": codec,
         "target": pairs.target,
         "model": {"preset": cfg.model, **dataclasses.asdict(MODELS[cfg.model]), "nb_rows": nb_rows,
-                  "nb_channels": nb_channels},
+                  "nb_channels": nb_channels, "generator": cfg.generator, "phase_repr": cfg.phase_repr},
         "training": dataclasses.asdict(cfg),
         "strategy": {"name": strategy, "replicas": replicas},
         "data": {"root": str(Path(data).resolve()), "train_pairs": len(pairs.train), "valid_pairs": len(pairs.valid),

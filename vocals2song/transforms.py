@@ -11,13 +11,45 @@ from __future__ import annotations
 import numpy as np
 
 from vocals2song import codec
+from vocals2song.config import PHASE_REPRS
+from vocals2song.errors import Vocals2SongError
 
-#: format -> the pixel channels the network sees
+#: format -> the pixel channels the network sees (with the stored phase, ``phase_repr="angle"``)
 NET_CHANNELS = {"rgb8": (0, 1), "rgba8": (0, 1, 2, 3), "tiff16": (0, 1), "png16": (0, 1), "float32": (0, 1)}
 
 
-def nb_net_channels(fmt: str) -> int:
-    return len(NET_CHANNELS[fmt])
+def check_phase_repr(fmt: str, phase_repr: str) -> None:
+    if phase_repr not in PHASE_REPRS:
+        raise Vocals2SongError(f"unknown phase representation {phase_repr!r}; use one of {', '.join(PHASE_REPRS)}",
+                               usage=True)
+    if phase_repr != "angle" and fmt == "rgba8":
+        raise Vocals2SongError(f"--phase-repr {phase_repr} needs one magnitude channel: use rgb8, png16, tiff16 or "
+                               "float32 images (rgba8 splits the magnitude in two)", usage=True)
+
+
+def net_channels(fmt: str, phase_repr: str = "angle") -> tuple[int, ...]:
+    """The pixel channels the network sees: magnitude only for ``phase_repr="none"``."""
+    return (0,) if phase_repr == "none" else NET_CHANNELS[fmt]
+
+
+def nb_net_channels(fmt: str, phase_repr: str = "angle") -> int:
+    return len(net_channels(fmt, phase_repr))
+
+
+def phase_to_if(p: np.ndarray) -> np.ndarray:
+    """Phase in net units (``angle / pi``, ``(nb_rows, nb_frames)``) -> instantaneous frequency in [-1, 1].
+
+    GANSynth's (Engel et al. 2019): the frame-to-frame difference of the unwrapped phase, over pi; the first
+    frame keeps its phase. The difference of the unwrapped phase is the wrapped difference of the phase.
+    """
+    p = np.asarray(p, dtype=np.float32)
+    d = np.diff(p, axis=-1, prepend=np.zeros_like(p[..., :1]))
+    return (d + 1.0) % 2.0 - 1.0
+
+
+def if_to_phase(f: np.ndarray) -> np.ndarray:
+    """Inverse of `phase_to_if`: the running sum over frames, wrapped back to [-1, 1)."""
+    return (np.cumsum(np.asarray(f, dtype=np.float64), axis=-1) + 1.0) % 2.0 - 1.0
 
 
 def pixel_scale(fmt: str) -> float:
@@ -26,22 +58,32 @@ def pixel_scale(fmt: str) -> float:
     return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
 
 
-def pixels_to_net(pixels: np.ndarray, fmt: str) -> np.ndarray:
+def pixels_to_net(pixels: np.ndarray, fmt: str, phase_repr: str = "angle") -> np.ndarray:
     """Pixels ``(nb_bins, nb_frames, nb_pixel_channels)`` -> float32 ``(nb_bins - 1, nb_frames, nb_channels)``."""
-    x = pixels[1:, :, list(NET_CHANNELS[fmt])].astype(np.float32)
+    x = pixels[1:, :, list(net_channels(fmt, phase_repr))].astype(np.float32)
     x *= 2.0 / pixel_scale(fmt)
     x -= 1.0
+    if phase_repr == "if":
+        x[..., 1] = phase_to_if(x[..., 1])
     return x
 
 
-def net_to_planes(x: np.ndarray, fmt: str, split: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def net_to_planes(x: np.ndarray, fmt: str, split: dict | None = None,
+                  phase_repr: str = "angle") -> tuple[np.ndarray, np.ndarray | None]:
     """Network output ``(nb_bins - 1, nb_frames, nb_channels)`` in [-1, 1] -> planes ``u``, ``v``.
 
     The planes are ``(nb_bins, nb_frames)`` float32 in [0, 1], lowest frequency first (as `codec.decode_planes`
     gives them), with silence in the dropped Nyquist row. The output is not quantised to the format's bit depth.
-    ``rgba8`` needs the magnitude split point ``split["mag"]`` its targets were encoded with.
+    ``rgba8`` needs the magnitude split point ``split["mag"]`` its targets were encoded with. A magnitude-only
+    network (``phase_repr="none"``) gives ``v = None``: the phase comes from elsewhere.
     """
-    p = np.clip((np.asarray(x, dtype=np.float32) + 1.0) * 0.5, 0.0, 1.0)
+    x = np.asarray(x, dtype=np.float32)
+    if phase_repr == "if":
+        x = np.concatenate([x[..., :1], if_to_phase(x[..., 1])[..., None].astype(np.float32)], axis=-1)
+    p = np.clip((x + 1.0) * 0.5, 0.0, 1.0)
+    if phase_repr == "none":
+        u = np.concatenate([np.zeros((1, p.shape[1]), dtype=np.float32), p[..., 0]])[::-1]
+        return np.ascontiguousarray(u), None
     if fmt == "rgba8":
         s = float(split["mag"]) if split else 0.5
         u = s * p[..., 0] + (1.0 - s) * p[..., 2]
