@@ -60,19 +60,27 @@ def mean_accompaniment(Z_vocals: np.ndarray, stats: TrainingStats) -> np.ndarray
     power = np.abs(Z_vocals) ** 2
     sounding = sounding_frames(Z_vocals)
     power[:, sounding] += stats.mean_power[:, None]
-    return np.sqrt(power) * vocals_phase(Z_vocals)
+    return np.sqrt(power) * song_phase(Z_vocals, power)
 
 
-def vocals_phase(Z_vocals: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Unit phasors of the vocals; random where the vocals are exactly 0 (a constant phase there would pulse
-    at the frame rate once energy is put into those bins)."""
+#: a bin keeps the vocals' phase when the vocals hold at least this share of the song's power there (-10 dB)
+VOCALS_PHASE_SHARE = 0.1
+
+
+def song_phase(Z_vocals: np.ndarray, power: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Unit phasors for a song of ``power`` ``(nb_bins, nb_frames)`` made around the vocals.
+
+    The vocals' own phase where they hold at least `VOCALS_PHASE_SHARE` of the song's power, and a random
+    (seeded) phase elsewhere. Where the vocals are near silent, their phase is the leakage of their partials,
+    coherent from bin to bin and frame to frame: accompaniment laid on it pulses at the frame rate (a buzz).
+    """
     magnitude = np.abs(Z_vocals)
     phasor = np.ones(Z_vocals.shape, dtype=np.complex128)
     np.divide(Z_vocals, magnitude, out=phasor, where=magnitude > 0)
-    silent = magnitude == 0
-    if silent.any():
-        angles = np.random.default_rng(seed).uniform(-np.pi, np.pi, int(silent.sum()))
-        phasor[silent] = np.exp(1j * angles)
+    other = ~(magnitude**2 >= VOCALS_PHASE_SHARE * power) | (magnitude == 0)
+    if other.any():
+        angles = np.random.default_rng(seed).uniform(-np.pi, np.pi, int(other.sum()))
+        phasor[other] = np.exp(1j * angles)
     return phasor
 
 

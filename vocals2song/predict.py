@@ -199,16 +199,17 @@ def vocals_input(path: Path, predictor: Predictor) -> tuple[np.ndarray, np.ndarr
 def predict_song(vocals: np.ndarray, pixels: np.ndarray, meta: ImageMeta, predictor: Predictor,
                  phase: str = "model", add_vocals: bool | None = None, iters: int = GRIFFINLIM_ITERS) -> Prediction:
     """Vocals (audio and their encoded pixels) -> the predicted song."""
-    from vocals2song.baselines import vocals_phase
+    from vocals2song.baselines import song_phase
 
     check_phase(phase)
     fmt = predictor.meta.format
     u, v = predictor.planes(transforms.pixels_to_net(pixels, fmt, predictor.phase_repr))
     vocals_angle = None
-    if phase == "vocals" or v is None:  # a magnitude-only model's own phase is the vocals'
+    if phase == "vocals" or v is None:  # a magnitude-only model's own phase is the vocals' (where they count)
         Z_voc = audio.stft(np.pad(vocals, (0, max(0, meta.hop * (pixels.shape[1] - 1) - len(vocals)))),
                            meta.n_fft, meta.hop, meta.win, meta.window)[:, : u.shape[1]]
-        vocals_angle = np.angle(vocals_phase(Z_voc)).astype(np.float32)
+        power = codec.planes_to_magnitude(u, meta.top_db, meta.range_db).astype(np.float64) ** 2
+        vocals_angle = np.angle(song_phase(Z_voc, power)).astype(np.float32)
         if v is None:
             v = ((vocals_angle + np.pi) / (2 * np.pi)).astype(np.float32)
     # Quantise as the predicted image stores it, so image2sound on that image gives this very WAV.

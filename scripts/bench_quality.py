@@ -1,0 +1,125 @@
+"""The quality benchmark: train model variants on rendered Bach chorales and score them on unseen tunes.
+
+1. The corpus: ``--corpus DIR`` if it holds one already, else ``vocals2song chorales WORK/chorales --limit N``
+   (``--limit``, default 60). Test tunes never occur in training (the chorales command splits by tune).
+2. The dataset: ``vocals2song sound2image`` with its defaults (15 s segments, rgb8) into ``WORK/dataset``.
+3. Each variant of ``--variants`` is trained with the same budget (``--model``, ``--steps``) into
+   ``WORK/runs/<variant>`` through the CLI (a rerun resumes or skips a finished run), then scored with
+   ``vocals2song evaluate`` on the test split (``WORK/eval/<variant>/``).
+4. A table of medians over the test items: lsd, mrstft, SI-SDR, loudness difference, lsd below 500 Hz, 500 Hz to
+   4 kHz and above, frame-rate buzz, harmony (chroma correlation), training time; the two baselines
+   (`vocals_only` and the gated `mean_accompaniment`) come from the first variant's report (they do not depend on
+   the model). Printed, and written to ``WORK/quality.md``.
+
+    python scripts/bench_quality.py [--work WORK] [--corpus DIR] [--limit 60] [--model small] [--steps 3000]
+        [--variants published,powersum,...] [--phase model]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: variant name -> extra `vocals2song train` flags
+VARIANTS: dict[str, list[str]] = {
+    "published": ["--generator", "unet", "--phase-repr", "angle"],
+    "powersum": ["--generator", "powersum", "--phase-repr", "none"],
+    "powersum-lsgan": ["--generator", "powersum", "--phase-repr", "none", "--gan-loss", "lsgan"],
+    "powersum-l1x10": ["--generator", "powersum", "--phase-repr", "none", "--lambda-l1", "1000"],
+    "powersum-lr5e-5": ["--generator", "powersum", "--phase-repr", "none", "--lr", "5e-5"],
+    "powersum-tile512": ["--generator", "powersum", "--phase-repr", "none", "--tile", "512"],
+    "powersum-if": ["--generator", "powersum", "--phase-repr", "if"],
+    "powersum-angle": ["--generator", "powersum", "--phase-repr", "angle"],
+}
+#: (report key, column title, format)
+COLUMNS = (("lsd", "lsd", "{:.2f}"), ("mrstft", "mrstft", "{:.3f}"), ("si_sdr", "SI-SDR", "{:.1f}"),
+           ("loudness_db", "loudness dB", "{:+.1f}"), ("lsd_low", "lsd <500", "{:.2f}"),
+           ("lsd_mid", "lsd 0.5-4k", "{:.2f}"), ("lsd_high", "lsd >4k", "{:.2f}"), ("buzz_db", "buzz dB", "{:.1f}"),
+           ("harmony", "harmony", "{:+.2f}"))
+
+
+def cli(*args: str, log: Path | None = None) -> float:
+    """Run ``python -m vocals2song ARGS``; returns the wall time. Output goes to ``log`` (else the terminal)."""
+    cmd = [sys.executable, "-m", "vocals2song", *args]
+    t0 = time.monotonic()
+    if log is None:
+        subprocess.run(cmd, check=True)
+    else:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as f:
+            result = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+        if result.returncode != 0:
+            tail = log.read_text().strip().splitlines()[-3:]
+            raise SystemExit(f"failed ({result.returncode}): {' '.join(cmd)}\n  " + "\n  ".join(tail))
+    return time.monotonic() - t0
+
+
+def row(name: str, values: dict, seconds: str = "") -> str:
+    cells = []
+    for key, _, fmt in COLUMNS:
+        value = values.get(key)
+        cells.append("n/a" if value is None else fmt.format(value))
+    return f"| {name} | " + " | ".join(cells) + f" | {seconds} |"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("datasets/quality"), help="Folder for everything.")
+    parser.add_argument("--corpus", type=Path, default=None, help="A rendered chorale corpus to reuse.")
+    parser.add_argument("--limit", type=int, default=60, help="Chorales to render when there is no corpus.")
+    parser.add_argument("--model", default="small")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--variants", default="published,powersum",
+                        help=f"Comma-separated, of: {', '.join(VARIANTS)}.")
+    parser.add_argument("--phase", default="model", help="evaluate --phase for every variant.")
+    parser.add_argument("--extra", default="", help="More train flags for every variant, space-separated.")
+    args = parser.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    work = args.work
+    corpus = args.corpus or work / "chorales"
+    if not (corpus / "chorales.json").is_file():
+        print(f"rendering {args.limit} chorales into {corpus}", flush=True)
+        cli("chorales", str(corpus), "--limit", str(args.limit))
+    dataset = work / "dataset"
+    if not (dataset / "dataset.json").is_file() or not (dataset / "test").is_dir():
+        print(f"sound2image {corpus} -> {dataset}", flush=True)
+        cli("sound2image", str(corpus), str(dataset))
+    lines = [f"Chorales `{corpus}`, `--model {args.model} --steps {args.steps}` {args.extra}, evaluate --phase "
+             f"{args.phase}; medians over the test items (unseen tunes). Lower is better except SI-SDR and harmony; "
+             "loudness nearer 0 is better.", "",
+             "| estimate | " + " | ".join(title for _, title, _ in COLUMNS) + " | train s |",
+             "|---|" + "---|" * (len(COLUMNS) + 1)]
+    baselines = None
+    for variant in variants:
+        run = work / "runs" / f"{variant}-{args.model}-{args.steps}{'-' + args.extra.replace(' ', '') if args.extra else ''}"
+        out = work / "eval" / run.name / args.phase
+        print(f"{variant}: train -> {run}", flush=True)
+        timing = run.parent / f"{run.name}.seconds"  # wall time of the call that trained it (start-up included)
+        seconds = cli("train", str(dataset), str(run), "--model", args.model, "--steps", str(args.steps),
+                      "--checkpoint-every", "500", "--sample-every", "1000", *VARIANTS[variant], *args.extra.split(),
+                      log=run.parent / f"{run.name}.log")
+        if not timing.is_file():
+            timing.write_text(f"{seconds:.0f}\n")
+        print(f"{variant}: evaluate -> {out}", flush=True)
+        cli("evaluate", str(run), str(dataset), "--out", str(out), "--phase", args.phase, log=out.parent / "evaluate.log")
+        report = json.loads((out / "report.json").read_text())
+        baselines = baselines or report["baselines"]
+        lines.append(row(variant, report["model"], timing.read_text().strip()))
+        print(lines[-1], flush=True)
+    for name, values in (baselines or {}).items():
+        lines.append(row(name, values))
+    lines += ["", "train s: wall time of the `train` call that trained the run, start-up included."]
+    text = "\n".join(lines) + "\n"
+    (work / "quality.md").write_text(text)
+    print("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
