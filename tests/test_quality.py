@@ -64,27 +64,27 @@ def test_powersum_only_adds():
     np.testing.assert_allclose(np.asarray(layer(mid, mid)), 2 * 10 * np.log10(2) / 100.0, atol=1e-3)
 
 
-def test_powersum_learns_to_add_the_accompaniment(tmp_path):
-    """A few hundred steps on a tile whose target is the input plus a fixed tone: the generator learns to add it
-    (fails if the last layer's gradient is dead, e.g. a ReLU or a hard clamp at the start)."""
-    import keras
+def test_powersum_starts_silent_with_its_gradient_alive():
+    """At the start the accompaniment sits at the floor, yet a louder target pulls on the last layer: the gradient
+    of the L1 loss is as strong as the published generator's (a tanh squashed near the floor gives ~1/300 of it,
+    and its accompaniment never grew: measured lsd 28.7 against 28.0 on the synthetic task)."""
     import tensorflow as tf
 
-    from vocals2song.model import build_pix2pix
+    from vocals2song.model import build_generator
 
-    rng = np.random.default_rng(1)
-    x = np.full((1, 64, 64, 1), -1.0, np.float32)
-    x[:, 40:44] = rng.uniform(0.2, 0.6, (1, 4, 64, 1))
+    x = np.full((1, 64, 32, 1), -1.0, np.float32)
+    x[:, 20] = 0.5
     y = x.copy()
-    y[:, 10:12] = 0.5  # the "accompaniment": two loud rows the input lacks
-    keras.utils.set_random_seed(0)
-    gan = build_pix2pix(64, 1, MODELS["tiny"], generator="powersum", lr=2e-3)
-    before = float(np.mean(np.abs(np.asarray(gan.generator(x)) - y)))
-    step = tf.function(gan.train_step)
-    for _ in range(150):
-        step((tf.constant(x), tf.constant(y)))
-    after = float(np.mean(np.abs(np.asarray(gan.generator(x)) - y)))
-    assert after < 0.5 * before, (before, after)
+    y[:, 36] = 0.4  # the accompaniment the target has and the vocals lack
+
+    def head_gradient(output: str) -> float:
+        net = build_generator(64, 1, MODELS["tiny"], output)
+        kernel = net.get_layer("to_image").trainable_variables
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.abs(y - net(x, training=True)))
+        return float(tf.linalg.global_norm(tape.gradient(loss, kernel)))
+
+    assert head_gradient("powersum") > 0.2 * head_gradient("unet")
 
 
 # --- phase representations and the cross-fade ------------------------------------------------------------------

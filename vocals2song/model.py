@@ -105,9 +105,9 @@ def _filters(base: int, maximum: int, level: int) -> int:
     return min(base * 2**level, maximum)
 
 
-#: the powersum generator starts with its accompaniment this far into tanh's floor: tanh(-3.5) = -0.9982, i.e.
-#: u = 0.0009, under half an 8-bit step, so an untrained model's song is the vocals to codec precision
-POWERSUM_START = -3.5
+#: the powersum generator's accompaniment starts here (net units): u = 0.001, under half an 8-bit step, so an
+#: untrained model's song is the vocals to codec precision, with the gradient alive (it is clipped, not squashed)
+POWERSUM_START = -0.998
 
 
 def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: str = "unet",
@@ -142,8 +142,9 @@ def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: st
                                kernel_initializer="zeros" if powersum else INIT,
                                )(x)  # (padded rows, padded frames, nb_channels)
     if powersum:  # the accompaniment channel starts at the floor
-        x = _ShiftFirst(POWERSUM_START, name="start_at_floor")(x)
-    x = layers.Activation("tanh", dtype="float32", name="tanh")(x)
+        x = _AccompanimentHead(POWERSUM_START, name="accompaniment_head")(x)
+    else:
+        x = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     outputs = CropLike(name="crop")(x, inputs)
     if powersum:
         rest = _Slice(1, None, name="phase")(outputs) if nb_channels > 1 else None
@@ -168,18 +169,25 @@ class _Slice(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="vocals2song")
-class _ShiftFirst(layers.Layer):
-    """Adds ``shift`` to channel 0 only (so a zero-initialised layer starts that channel elsewhere)."""
+class _AccompanimentHead(layers.Layer):
+    """Channel 0, the accompaniment magnitude: ``clip(x + start, -1, 1)``; other channels (phase): tanh.
 
-    def __init__(self, shift: float, **kwargs):
+    Clipped rather than squashed: a tanh started near the floor is saturated, and its vanishing gradient kept the
+    accompaniment silent (measured on the synthetic task: lsd 28.7 against 27.3 for a tanh started mid-range).
+    Below the floor the gradient is 0 where the accompaniment should be silent anyway.
+    """
+
+    def __init__(self, start: float, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        self.shift = float(shift)
+        self.start = float(start)
 
     def call(self, x):
-        return ops.concatenate([x[..., :1] + self.shift, x[..., 1:]], axis=-1)
+        x = ops.cast(x, "float32")
+        return ops.concatenate([ops.clip(x[..., :1] + self.start, -1.0, 1.0), ops.tanh(x[..., 1:])], axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "shift": self.shift}
+        return {**super().get_config(), "start": self.start}
 
 
 def build_discriminator(nb_rows: int, nb_channels: int, cfg: ModelConfig) -> keras.Model:
