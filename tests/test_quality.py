@@ -48,6 +48,28 @@ def test_untrained_powersum_model_gives_the_vocals_back(excerpt, phase_repr):
         assert audio.snr_db(vocals, pred.song) >= 40.0
 
 
+def test_untrained_powersum_mean_model_is_the_mean_accompaniment_baseline(excerpt):
+    """powersum-mean starts where the gated mean_accompaniment baseline is: the same magnitudes, within a pixel
+    step, in every bin (fails if the prior is laid out upside down, ungated, or added as magnitude not power)."""
+    from vocals2song.model import build_generator
+
+    vocals = excerpt["vocals"][: 3 * SR]
+    pixels, meta = _encode(vocals)
+    rng = np.random.default_rng(0)
+    mean_power = (np.linspace(3.0, 0.01, meta.nb_bins) * rng.uniform(0.5, 1.5, meta.nb_bins)) ** 2
+    stats = baselines.TrainingStats(mean_power, 1)
+    config = _config("none", "powersum-mean")
+    prior = baselines.prior_rows(stats, meta.top_db, meta.range_db)
+    net = build_generator(512, 1, MODELS["tiny"], "powersum-mean", 100.0, prior)
+    predictor = Predictor(config, codec_meta(config), lambda t: np.asarray(net(t, training=False)), 128)
+    u_model = predict_song(vocals, pixels, meta, predictor).u_out
+    Z_voc = baselines.image_spectrogram(pixels, meta)
+    u_base, _ = codec.spectrogram_to_planes(baselines.mean_accompaniment(Z_voc, stats), meta.top_db, meta.range_db)
+    sounding = baselines.sounding_frames(Z_voc)
+    assert 0 < sounding.sum() < sounding.size  # both kinds of frame occur in the excerpt
+    np.testing.assert_allclose(u_model[:-1], u_base[:-1], atol=2.5 / 255)  # the Nyquist row is always silent
+
+
 def test_powersum_only_adds():
     """The song's magnitude is never below the vocals', and adding silence changes nothing."""
     from vocals2song.model import PowerSum

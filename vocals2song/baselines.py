@@ -13,12 +13,18 @@ baseline may know of the training data (`TrainingStats`, from `training_stats`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
-#: a frame sounds when its power is within this many dB of the loudest frame of its item
-GATE_DB = -40.0
+from vocals2song import codec
+from vocals2song.codec import ImageMeta
+from vocals2song.errors import Vocals2SongError
+
+#: a frame sounds when its loudest bin is within this many dB of a full-scale sine's (the codec's scale); a hair
+#: under -60 dB because an 8-bit level sits exactly there (102/255 of 100 dB), and float rounding must not split it
+GATE_DBFS = -60.001
 
 
 @dataclass(frozen=True)
@@ -29,12 +35,12 @@ class TrainingStats:
     nb_frames: int  # frames averaged
 
 
-def sounding_frames(Z: np.ndarray, gate_db: float = GATE_DB) -> np.ndarray:
-    """``(nb_bins, nb_frames)`` -> boolean ``(nb_frames,)``: frames within ``gate_db`` of the loudest one."""
-    energy = np.sum(np.abs(Z) ** 2, axis=0)
-    if not np.any(energy > 0):
-        return np.zeros(Z.shape[1], dtype=bool)
-    return energy > energy.max() * 10 ** (gate_db / 10)
+def sounding_frames(Z: np.ndarray, gate_dbfs: float = GATE_DBFS) -> np.ndarray:
+    """``(nb_bins, nb_frames)`` -> boolean ``(nb_frames,)``: frames whose loudest bin is within ``gate_dbfs`` of a
+    full-scale sine's (``n_fft / 2`` with a Hann window). An absolute level, so a model can apply the same gate
+    to a tile without seeing the whole song."""
+    full_scale = Z.shape[0] - 1  # n_fft / 2
+    return np.abs(Z).max(axis=0) >= full_scale * 10 ** (gate_dbfs / 20)
 
 
 def training_stats(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> TrainingStats:
@@ -46,8 +52,41 @@ def training_stats(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> TrainingSt
         total = power.sum(axis=1) if total is None else total + power.sum(axis=1)
         frames += int(sounding.sum())
     if total is None or frames == 0:
-        raise ValueError("no training frame where the vocals sound")
+        raise Vocals2SongError("no training frame where the vocals sound; the mean accompaniment needs some")
     return TrainingStats((total / frames).astype(np.float64), frames)
+
+
+#: training pairs (spread over the list) that `stats_from_images` averages
+MEAN_PAIRS = 32
+
+
+def read_image_meta(path: Path) -> tuple[np.ndarray, ImageMeta]:
+    """An encoded image's pixels and metadata; images without metadata are refused."""
+    from vocals2song.imagefile import read_image
+
+    pixels, meta_json = read_image(path)
+    if meta_json is None:
+        raise Vocals2SongError("the image has no vocals2song metadata; encode the data with sound2image", path)
+    return pixels, ImageMeta.from_json(meta_json, path)
+
+
+def image_spectrogram(pixels: np.ndarray, meta: ImageMeta) -> np.ndarray:
+    """Pixels -> the complex STFT ``(nb_bins, nb_frames)`` they encode."""
+    u, v = codec.decode_planes(pixels, meta)
+    return codec.planes_to_spectrogram(u, v, meta.top_db, meta.range_db)
+
+
+def stats_from_images(pairs: list[tuple[str, Path, Path]], target: str) -> TrainingStats:
+    """`training_stats` of (up to `MEAN_PAIRS`) (name, vocals image, target image) pairs spread over the list;
+    ``target`` says whether the target images hold the mixture or the accompaniment."""
+    chosen = pairs[:: max(1, len(pairs) // MEAN_PAIRS)][:MEAN_PAIRS]
+
+    def spectra():
+        for _, voc_path, tar_path in chosen:
+            Z_voc, Z_tar = (image_spectrogram(*read_image_meta(p)) for p in (voc_path, tar_path))
+            yield Z_voc, (Z_tar - Z_voc if target == "mixture" else Z_tar)
+
+    return training_stats(spectra())
 
 
 def vocals_only(Z_vocals: np.ndarray, stats: TrainingStats | None = None) -> np.ndarray:
@@ -82,6 +121,14 @@ def song_phase(Z_vocals: np.ndarray, power: np.ndarray, seed: int = 0) -> np.nda
         angles = np.random.default_rng(seed).uniform(-np.pi, np.pi, int(other.sum()))
         phasor[other] = np.exp(1j * angles)
     return phasor
+
+
+def prior_rows(stats: TrainingStats, top_db: float, range_db: float) -> list[float]:
+    """The mean accompaniment power as the network's rows: net units ``2u - 1``, highest frequency first, without
+    the Nyquist bin (as `transforms.pixels_to_net` lays out an image)."""
+    db = 10.0 * np.log10(np.maximum(stats.mean_power, 1e-30))
+    u = np.clip((db - (top_db - range_db)) / range_db, 0.0, 1.0)
+    return [round(float(2.0 * x - 1.0), 6) for x in u[::-1][1:]]
 
 
 Baseline = Callable[[np.ndarray, TrainingStats], np.ndarray]

@@ -18,7 +18,7 @@ TARGETS = ("mixture", "accompaniment")
 SPLITS = ("train", "valid", "test")
 TAILS = ("pad", "drop")
 #: generator output variants (model.build_generator): the published U-Net, or one that adds to the vocals
-GENERATORS = ("unet", "powersum")
+GENERATORS = ("unet", "powersum", "powersum-mean")
 #: adversarial losses: the published binary cross-entropy, or least squares
 GAN_LOSSES = ("bce", "lsgan")
 #: how the network sees the phase: as stored, as instantaneous frequency (GANSynth), or not at all
@@ -112,7 +112,7 @@ class TrainConfig:
     target_subdir: str | None = None  # None: the dataset's target (mixture unless encoded as accompaniment)
     mixed_precision: bool = False
     xla: bool = False
-    generator: str = "unet"  # model.GENERATORS: "unet" (published) or "powersum" (adds to the vocals)
+    generator: str = "unet"  # GENERATORS: "unet" (published), "powersum" (adds to the vocals), "powersum-mean"
     phase_repr: str = "angle"  # transforms.PHASE_REPRS: the phase as stored, "if", or "none" (magnitude only)
     gan_loss: str = "bce"  # model.GAN_LOSSES
 

@@ -33,36 +33,14 @@ from vocals2song.files import write_bytes_atomic
 from vocals2song.imagefile import read_image
 
 BASELINES = tuple(baselines.BASELINES)
-#: training pairs averaged for the mean_accompaniment baseline
-MEAN_PAIRS = 32
 #: lsd differences smaller than this (dB) are reported as level, not as a win
 TIE_DB = 0.05
 #: items that get a spectrogram picture
 PICTURES = 3
 
 
-def _read(path: Path) -> tuple[np.ndarray, ImageMeta]:
-    pixels, meta_json = read_image(path)
-    if meta_json is None:
-        raise Vocals2SongError("the image has no vocals2song metadata; evaluate needs sound2image datasets", path)
-    return pixels, ImageMeta.from_json(meta_json, path)
-
-
-def _spectrogram(pixels: np.ndarray, meta: ImageMeta) -> np.ndarray:
-    u, v = codec.decode_planes(pixels, meta)
-    return codec.planes_to_spectrogram(u, v, meta.top_db, meta.range_db)
-
-
-def baseline_stats(pairs: list[tuple[str, Path, Path]], target: str) -> baselines.TrainingStats:
-    """What the baselines learn from (up to MEAN_PAIRS) training pairs spread over the list."""
-    chosen = pairs[:: max(1, len(pairs) // MEAN_PAIRS)][:MEAN_PAIRS]
-
-    def spectra():
-        for _, voc_path, tar_path in chosen:
-            Z_voc, Z_tar = (_spectrogram(*_read(p)) for p in (voc_path, tar_path))
-            yield Z_voc, (Z_tar - Z_voc if target == "mixture" else Z_tar)
-
-    return baselines.training_stats(spectra())
+_read = baselines.read_image_meta
+_spectrogram = baselines.image_spectrogram
 
 
 def _train_pairs(data: Path, config: dict, voc: str, tar: str) -> list[tuple[str, Path, Path]]:
@@ -92,7 +70,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
     if not pairs:
         raise Vocals2SongError(f"no image pairs in {split}/{voc}/ and {split}/{tar}/", data, usage=True)
     train_pairs = _train_pairs(data, config, voc, tar)
-    stats = baseline_stats(train_pairs, config["target"]) if train_pairs else None
+    stats = baselines.stats_from_images(train_pairs, config["target"]) if train_pairs else None
     bsseval = importlib.util.find_spec("museval") is not None
     items: list[dict] = []
 

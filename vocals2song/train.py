@@ -389,6 +389,9 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     nb_rows, nb_channels = pairs.info.nb_rows - 1, transforms.nb_net_channels(fmt, cfg.phase_repr)
     val = data_mod.fixed_tiles(pairs.valid, fmt, cfg.tile, cfg.val_tiles, cfg.phase_repr)
     config = _run_config(data, cfg, pairs, val[2], strategy_name, strategy.num_replicas_in_sync, nb_rows, nb_channels)
+    prior = _prior(pairs) if cfg.generator == "powersum-mean" else None
+    if prior is not None:
+        config["model"]["prior"] = prior
     if is_chief:
         _prepare_run(run, resume)
         if (run / "config.json").is_file():
@@ -397,7 +400,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     with strategy.scope():
         gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr, mixed_precision=mixed,
                             jit_compile=cfg.xla, generator=cfg.generator, range_db=pairs.meta.range_db,
-                            gan_loss=cfg.gan_loss)
+                            gan_loss=cfg.gan_loss, prior=prior)
         checkpoint = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
                                          g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer)
     ckpt_dir = run / "checkpoints" if is_chief else Path(tempfile.mkdtemp(prefix="vocals2song-worker-"))
@@ -470,6 +473,15 @@ def _run_config(data, cfg: TrainConfig, pairs: data_mod.PairSet, val_names: list
         "generator": "generator.keras",
         "step": 0,
     }
+
+
+def _prior(pairs: data_mod.PairSet) -> list[float]:
+    """The powersum-mean generator's start: the training targets' mean accompaniment power where the vocals
+    sound (as the gated ``mean_accompaniment`` baseline adds it), as network rows."""
+    from vocals2song import baselines
+
+    stats = baselines.stats_from_images([(p.name, p.input, p.target) for p in pairs.train], pairs.target)
+    return baselines.prior_rows(stats, pairs.meta.top_db, pairs.meta.range_db)
 
 
 def _target_split(pairs: data_mod.PairSet) -> dict | None:
