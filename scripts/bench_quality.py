@@ -28,6 +28,8 @@ from pathlib import Path
 VARIANTS: dict[str, list[str]] = {
     "published": ["--generator", "unet", "--phase-repr", "angle"],
     "powersum": ["--generator", "powersum", "--phase-repr", "none"],
+    "powersum-mean": ["--generator", "powersum-mean", "--phase-repr", "none"],
+    "powersum-mean-lsgan": ["--generator", "powersum-mean", "--phase-repr", "none", "--gan-loss", "lsgan"],
     "powersum-lsgan": ["--generator", "powersum", "--phase-repr", "none", "--gan-loss", "lsgan"],
     "powersum-l1x10": ["--generator", "powersum", "--phase-repr", "none", "--lambda-l1", "1000"],
     "powersum-lr5e-5": ["--generator", "powersum", "--phase-repr", "none", "--lr", "5e-5"],

@@ -119,13 +119,14 @@ class Predictor:
         if self.phase_repr == "none" or self.meta.format == "rgba8":
             return apply_tiled(self.generate, x, self.tile)
 
-        def phasors(tiles: np.ndarray) -> np.ndarray:
-            y = np.asarray(self.generate(tiles), dtype=np.float32)
+        def phasors(tiles: np.ndarray) -> np.ndarray:  # float64: float32 pi would turn +1 into -1 (same angle)
+            y = np.asarray(self.generate(tiles), dtype=np.float64)
             angle = np.pi * y[..., 1]
             return np.stack([y[..., 0], np.cos(angle), np.sin(angle)], axis=-1)
 
         blended = apply_tiled(phasors, x, self.tile)
-        return np.stack([blended[..., 0], np.arctan2(blended[..., 2], blended[..., 1]) / np.pi], axis=-1)
+        phase = np.arctan2(blended[..., 2], blended[..., 1]) / np.pi
+        return np.stack([blended[..., 0], phase], axis=-1).astype(np.float32)
 
     def planes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Network input -> predicted planes ``u``, ``v`` (``v`` None for a magnitude-only network)."""
