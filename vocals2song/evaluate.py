@@ -9,7 +9,9 @@ accompaniment model: vocals + accompaniment). Two baselines go through the same 
   per frequency bin, |mixture - vocals| averaged over training frames), given the vocals' phase.
 
 Writes ``report.json`` (``{"model": {metric: median}, "baselines": {name: {metric: median}}, "means": {...},
-"items": [...]}``), ``report.md``, ``metrics.png`` and ``items/<name>.png`` spectrogram comparisons for a few items.
+"items": [...]}``), ``report.md``, ``metrics.png``, ``items/<name>.png`` spectrogram comparisons for a few items, and
+``index.html``, a listening page with those pictures, players for the vocals, the true mixture, the model's song and
+each baseline (page copies in ``audio/``), and the metrics with the winner marked.
 With `museval` installed, BSSEval v4 SDR (``bss_sdr``) joins the metrics.
 """
 
@@ -90,6 +92,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
     mean_acc = mean_accompaniment_spectrum(train_pairs, config["target"]) if train_pairs else None
     bsseval = importlib.util.find_spec("museval") is not None
     items: list[dict] = []
+    listened: dict[str, dict[str, Path]] = {}  # pictured item -> label -> page audio
 
     def work(pair: tuple[str, Path, Path]) -> None:
         name, voc_path, tar_path = pair
@@ -118,6 +121,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
                                     [("vocals", pred.u_in), (f"true {config['target']}", u_true),
                                      (f"predicted {config['target']}", pred.u_out)], meta.sr, meta.hop,
                                     title=item["name"])
+            listened[item["name"]] = page_audio(out, item["name"], meta.sr, vocals, truth, estimates)
 
     failures = run_each(pairs, work, lambda p: p[1], progress)
     if not items:
@@ -129,7 +133,40 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
     write_bytes_atomic(out / "report.json", (json.dumps(report, indent=2, allow_nan=True) + "\n").encode())
     write_bytes_atomic(out / "report.md", markdown(report).encode())
     plots.save_metric_bars(out / "metrics.png", {"model": report["model"], "baselines": report["baselines"]})
+    write_page(out, report, listened)
     return report
+
+
+def page_audio(out: Path, name: str, sr: int, vocals: np.ndarray, truth: np.ndarray,
+               estimates: dict[str, np.ndarray]) -> dict[str, Path]:
+    """Page copies of one item's audio in ``out/audio/``: vocals, true mixture, then every estimate (one that is
+    the vocals themselves, as ``vocals_only``, shares the vocals' player)."""
+    from vocals2song.listen import page_audio_path, write_page_audio
+
+    waves = {"vocals": vocals, "true mixture": truth}
+    waves.update({key: y for key, y in estimates.items() if y is not vocals})
+    return {label: write_page_audio(page_audio_path(out, name, label), y[: len(truth)], sr)
+            for label, y in waves.items()}
+
+
+def write_page(out: Path, report: dict, listened: dict[str, dict[str, Path]]) -> Path:
+    """OUT/index.html: the medians, then each pictured item with its players and its own metrics."""
+    from vocals2song.listen import MetricsTable, PageItem, write_listening_page
+
+    higher = report["higher_is_better"]
+    names = ["model", *report["baselines"]]
+    medians = MetricsTable({n: report["model"] if n == "model" else report["baselines"][n] for n in names}, higher,
+                           f"Median over {report['nb_items']} items of the {report['split']} split; the best of "
+                           "each row is marked.")
+    by_name = {item["name"]: item for item in report["items"]}
+    items = [PageItem(name, audio, out / "items" / f"{name}.png",
+                      MetricsTable({n: by_name[name][n] for n in names if n in by_name[name]}, higher,
+                                   "This item against its true mixture."))
+             for name, audio in listened.items()]
+    shared = [n for n in names if listened and n not in next(iter(listened.values()))]  # e.g. vocals_only
+    note = (f"Run {report['run']}, data {report['data']}. Players are named like the table's columns"
+            + (f"; {' and '.join(shared)} plays the same as the vocals." if shared else "."))
+    return write_listening_page(out, f"Evaluation: {Path(str(report['run'])).name}", items, note, medians)
 
 
 def bss_sdr(truth: np.ndarray, estimate: np.ndarray, sr: int) -> float:
