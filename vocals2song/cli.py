@@ -63,8 +63,38 @@ def _report_failures(failures: list[tuple[str, str | None]], debug: bool, total:
             click.echo(trace, err=True)
         click.echo(f"Error: {message}", err=True)
     if failures:
-        click.echo(f"{len(failures)} of {total} {what} failed; the others were written.", err=True)
+        done = total - len(failures)
+        rest = "none was done" if done == 0 else f"the other {done} {'was' if done == 1 else 'were'} done"
+        click.echo(f"{len(failures)} of {total} {what} failed; {rest}.", err=True)
         sys.exit(1)
+
+
+def evaluate_summary(report: dict, metric: str = "lsd") -> str:
+    """``median lsd (lower is better): model 21.40, vocals_only 19.70, ...; the model loses to vocals_only``."""
+    import math
+
+    higher = report["higher_is_better"][metric]
+    scores = {"model": report["model"][metric], **{b: v[metric] for b, v in report["baselines"].items()}}
+    finite = {k: v for k, v in scores.items() if math.isfinite(v)}
+    best = (max if higher else min)(finite, key=finite.get) if finite else None
+    verdict = "the model wins" if best == "model" else f"the model loses to {best}"
+    return (f"median {metric} ({'higher' if higher else 'lower'} is better): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) + f"; {verdict}")
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 song``, ``2 songs``: a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def tensorboard_command(logdir: str | Path) -> str:
+    """A TensorBoard command that works without an active venv: the tensorboard beside this Python, else
+    ``python -m tensorboard.main``."""
+    import shlex
+
+    binary = Path(sys.executable).parent / "tensorboard"
+    start = shlex.quote(str(binary)) if binary.is_file() else f"{shlex.quote(sys.executable)} -m tensorboard.main"
+    return f"{start} --logdir {shlex.quote(str(logdir))}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -101,11 +131,14 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel processes (default: CPU count).")
 @click.option("--tail", type=click.Choice(TAILS), default=None,
               help="A last segment shorter than --segment: zero-pad it (default) or drop it.")
+@click.option("--min-tail", type=click.FloatRange(0, 1), default=None,
+              help="With --tail pad, drop a tail shorter than this share of a segment: it would be mostly padding "
+                   "(default 0.5; 0 pads every tail). A track shorter than that still gives one segment.")
 @click.option("--min-vocals-db", type=float, default=None,
               help="Skip segments whose vocals RMS is below this many dBFS (default -60).")
 @OPT_DEBUG
 def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_db, target, subsets, workers, tail,
-                    min_vocals_db, debug):
+                    min_tail, min_vocals_db, debug):
     """Encode the vocals and mixture stems of SOURCE as spectrogram images in OUT.
 
     SOURCE is a MUSDB18-HQ root (train/, test/ of track folders), a MUSDB18 root of .stem.mp4 files, a
@@ -128,7 +161,8 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
         codec_cfg = replace_given(CodecConfig(), format=fmt, container=container, sr=sr, n_fft=n_fft, hop=hop,
                                   range_db=range_db)
         data_cfg = replace_given(DatasetConfig(), segment=segment, target=target, subsets=subset_tuple,
-                                 workers=workers, tail=tail, min_vocals_db=min_vocals_db)
+                                 workers=workers, tail=tail, min_tail=min_tail,
+                                 min_vocals_db=min_vocals_db)
         summary = sound2image(source, out, codec_cfg, data_cfg, progress=_progress("Encoding tracks"))
         click.echo(f"{out}: {describe(summary)}")
         _report_failures([(r.error, r.traceback) for r in summary.failed], debug,
@@ -178,19 +212,26 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
       vocals2song train seed_data/ runs/seed --input-subdir input --target-subdir output
       tensorboard --logdir runs/musdb/logs
     """
-    from vocals2song.train import train
+    from vocals2song.train import run_settings, train
 
     with _errors(debug):
-        cfg = replace_given(TrainConfig(), input_subdir=input_subdir, target_subdir=target_subdir, steps=steps,
-                            batch_size=batch_size, tile=tile, model=model, lambda_l1=lambda_l1, lr=lr, seed=seed,
-                            checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
-                            mixed_precision=mixed_precision, xla=xla)
+        recorded = run_settings(run) if resume else {}  # a rerun continues the run as it was configured
+        given = dict(input_subdir=input_subdir, target_subdir=target_subdir, steps=steps, batch_size=batch_size,
+                     tile=tile, model=model, lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
+                     sample_every=sample_every, log_every=log_every, mixed_precision=mixed_precision, xla=xla)
+        default = TrainConfig()
+        taken = [k for k, v in given.items() if v is None and recorded.get(k, getattr(default, k)) != getattr(default, k)]
+        if taken:
+            click.echo(f"note: as recorded in {Path(run) / 'config.json'}: "
+                       + ", ".join(f"--{k.replace('_', '-')}" + ("" if recorded[k] is True else f" {recorded[k]}")
+                                   for k in taken), err=True)
+        cfg = replace_given(replace_given(default, **recorded), **given)
         summary = train(data, run, cfg, resume=resume, progress=True, log=click.echo)
         if summary.step > summary.start:
             row = summary.last_row
             click.echo(f"{run}: step {summary.step} in {summary.seconds:.1f} s ({summary.steps_per_second:.2f} steps/s); "
                        f"gen_l1 {row.get('gen_l1', float('nan')):.4f}, val_l1 {row.get('val_l1', float('nan')):.4f}. "
-                       f"Listen: tensorboard --logdir {run}/logs")
+                       f"Listen: {tensorboard_command(Path(run) / 'logs')}")
 
 
 @cli.command("image2sound")
@@ -224,7 +265,7 @@ def image2sound_cmd(inputs, out, phase, iters, fmt, sr, n_fft, hop, debug):
             fallback = replace_given(CodecConfig(), format=fmt, sr=sr, n_fft=n_fft, hop=hop)
         written, failures = image2sound(list(inputs), out, phase, iters, fallback,
                                         progress=_progress("Decoding images"))
-        click.echo(f"{out}: wrote {len(written)} WAV files")
+        click.echo(f"{out}: wrote {_count(len(written), 'WAV file')}")
         _report_failures([(f.error, f.traceback) for f in failures], debug, len(written) + len(failures), "images")
 
 
@@ -254,9 +295,12 @@ def predict_cmd(run, inputs, out, phase, add_vocals, debug):
     from vocals2song.predict import predict
 
     with _errors(debug):
-        written, failures = predict(run, list(inputs), out, phase, add_vocals, progress=_progress("Predicting"))
+        written, failures = predict(run, list(inputs), out, phase, add_vocals, progress=_progress("Predicting"),
+                                    warn=lambda line: click.echo(line, err=True))
         songs = [p for p in written if p.name.endswith(".mixture.wav")]
-        click.echo(f"{out}: {len(songs)} songs ({len(written)} files)")
+        page = Path(out) / "index.html"
+        click.echo(f"{out}: {_count(len(songs), 'song')} ({_count(len(written), 'file')})"
+                   + (f"; listen: open {page} in a browser" if page in written else ""))
         _report_failures([(f.error, f.traceback) for f in failures], debug, len(songs) + len(failures), "inputs")
 
 
@@ -283,9 +327,8 @@ def evaluate_cmd(run, data, out, split, debug):
 
     with _errors(debug):
         report = evaluate(run, data, out, split, progress=_progress("Evaluating"))
-        lsd = report["model"]["lsd"], report["baselines"]["vocals_only"]["lsd"]
-        click.echo(f"{out}: {report['nb_items']} items; median lsd {lsd[0]:.2f} dB (vocals only {lsd[1]:.2f} dB); "
-                   f"see {out}/report.md")
+        click.echo(f"{out}: {_count(report['nb_items'], 'item')}; {evaluate_summary(report)}. "
+                   f"See {Path(out) / 'report.md'}; listen: open {Path(out) / 'index.html'} in a browser")
         _report_failures([(f, None) for f in report["failures"]], debug, report["nb_items"] + len(report["failures"]),
                          "pairs")
 
@@ -312,13 +355,21 @@ def demo_cmd(out, steps, debug):
 
     with _errors(debug):
         result = demo(out, steps or DEFAULT_STEPS, progress=True, log=click.echo)
-        click.echo(f"\nTrained {result.steps} steps in {result.seconds:.0f} s ({result.steps_per_second:.1f} steps/s). "
-                   f"Predicted vs true mixture: SNR {result.snr_db:.1f} dB, log-spectral distance "
-                   f"{result.lsd_model:.1f} dB (the vocals alone: {result.lsd_vocals_only:.1f} dB).")
+        if result.steps > result.start:
+            click.echo(f"\nTrained steps {result.start} to {result.steps} in {result.seconds:.0f} s "
+                       f"({result.steps_per_second:.1f} steps/s).")
+        else:
+            click.echo(f"\nThe run in {Path(out) / 'run'} was already trained to step {result.steps}; it was reused "
+                       "(give a larger --steps to train on).")
+        verdict = ("the model wins" if result.lsd_model < result.lsd_vocals_only
+                   else "the model loses: the vocals alone are closer to the true mixture")
+        click.echo(f"Predicted vs true mixture: log-spectral distance {result.lsd_model:.1f} dB, against "
+                   f"{result.lsd_vocals_only:.1f} dB for the vocals alone (lower is better): {verdict}. "
+                   f"SNR {result.snr_db:.1f} dB (higher is better; about 0 dB when the phase is not the true one).")
         click.echo("Listen (any audio player, e.g. `ffplay -autoexit FILE` or `aplay FILE`):")
         for label, path in result.listen.items():
             click.echo(f"  {label:18s} {path}")
-        click.echo(f"TensorBoard (losses, strips, audio): tensorboard --logdir {Path(out) / 'run' / 'logs'}")
+        click.echo(f"TensorBoard (losses, strips, audio): {tensorboard_command(Path(out) / 'run' / 'logs')}")
 
 
 def main(args: list[str] | None = None) -> None:
