@@ -156,8 +156,7 @@ def write_page(out: Path, report: dict, listened: dict[str, dict[str, Path]]) ->
     higher = report["higher_is_better"]
     names = ["model", *report["baselines"]]
     medians = MetricsTable({n: report["model"] if n == "model" else report["baselines"][n] for n in names}, higher,
-                           f"Median over {report['nb_items']} items of the {report['split']} split; the best of "
-                           "each row is marked.")
+                           f"Median over {report['nb_items']} items of the {report['split']} split.")
     by_name = {item["name"]: item for item in report["items"]}
     items = [PageItem(name, audio, out / "items" / f"{name}.png",
                       MetricsTable({n: by_name[name][n] for n in names if n in by_name[name]}, higher,

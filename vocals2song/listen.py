@@ -128,9 +128,9 @@ audio { display: block; width: 100%; }
 .table { overflow-x: auto; margin: 8px 0; }
 table { border-collapse: collapse; font-size: 0.85em; font-variant-numeric: tabular-nums; }
 caption { text-align: left; padding-bottom: 4px; }
-th, td { border-bottom: 1px solid var(--line); padding: 3px 6px; text-align: right; vertical-align: top; }
+th, td { border-bottom: 1px solid var(--line); padding: 3px 5px; text-align: right; vertical-align: top; }
 td { white-space: nowrap; }
-th { overflow-wrap: anywhere; font-weight: 600; }
+th { font-weight: 600; }
 th:first-child, td:first-child { text-align: left; white-space: normal; }
 td .note { display: block; font-size: 0.8em; }
 td.best { color: var(--win); font-weight: 700; }
@@ -165,19 +165,19 @@ def _number(value) -> str:
 
 
 def metrics_html(table: MetricsTable) -> str:
-    """A table: one row per metric ("lower/higher is better"), one column per estimate, the winner marked."""
+    """A table: one row per metric ("lower/higher is better"), one column per estimate, the winner marked (bold,
+    a check mark, and its name in the cell's title)."""
     names = list(table.values)
     metrics = [m for m in table.higher_is_better if any(m in table.values[n] for n in names)]
     e = html.escape
-    rows = ["<tr><th>metric</th>" + "".join(f"<th>{e(n)}</th>" for n in names) + "<th>best</th></tr>"]
+    rows = ["<tr><th>metric</th>" + "".join(f"<th>{e(n).replace('_', '_<wbr>')}</th>" for n in names) + "</tr>"]
     for metric in metrics:
         best = table.best(metric)
         way = "higher" if table.higher_is_better[metric] else "lower"
-        cells = "".join(f"<td class=\"best\">{_number(table.values[n].get(metric))}</td>" if n == best
-                        else f"<td>{_number(table.values[n].get(metric))}</td>" for n in names)
-        rows.append(f"<tr><td>{e(metric)} <span class=\"note\">({way} is better)</span></td>{cells}"
-                    f"<td>{e(best or '–')}</td></tr>")
-    caption = f"<caption>{e(table.caption)}</caption>" if table.caption else ""
+        cells = "".join(f"<td class=\"best\" title=\"best: {e(n)}\">{_number(table.values[n].get(metric))}</td>"
+                        if n == best else f"<td>{_number(table.values[n].get(metric))}</td>" for n in names)
+        rows.append(f"<tr><td>{e(metric).replace('_', '_<wbr>')} <span class=\"note\">({way} is better)</span></td>{cells}</tr>")
+    caption = f"<caption>{e(table.caption + ' ' if table.caption else '')}\u2713 marks the best of each row.</caption>"
     return f"<div class=\"table\"><table>{caption}{''.join(rows)}</table></div>"
 
 
