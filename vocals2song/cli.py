@@ -201,7 +201,8 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
     DATA is a sound2image dataset (train/ and valid/ of vocals/ and mixture/ images) or any folder with
     input and target image folders paired by file name. Without a valid split, whole tracks are held out.
     RUN gets config.json, checkpoints/, generator.keras, history.csv, logs/ (TensorBoard), samples/ and
-    losses.png. Rerunning on the same RUN resumes from its newest checkpoint up to --steps.
+    losses.png. Rerunning on the same RUN resumes from its newest checkpoint up to --steps; options not given
+    are taken from RUN/config.json.
     Several GPUs are used with MirroredStrategy; TF_CONFIG naming a cluster selects
     MultiWorkerMirroredStrategy (run the same command on every worker; the chief writes RUN).
 
@@ -210,7 +211,7 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
       vocals2song train datasets/musdb runs/musdb
       vocals2song train datasets/musdb runs/quick --model tiny --steps 2000
       vocals2song train seed_data/ runs/seed --input-subdir input --target-subdir output
-      tensorboard --logdir runs/musdb/logs
+      .venv/bin/tensorboard --logdir runs/musdb/logs
     """
     from vocals2song.train import run_settings, train
 
@@ -285,7 +286,8 @@ def predict_cmd(run, inputs, out, phase, add_vocals, debug):
     AUDIO_OR_IMAGE is an audio file (WAV, FLAC, MP3, ...; any rate, mono or stereo, any length), an encoded
     vocals image, or a folder of them. Per input NAME, OUT gets NAME.mixture.wav (the predicted song, as long
     as the input, at the run's sample rate), NAME.mixture.png (the predicted image; image2sound decodes it)
-    and NAME.spectrograms.png (input and prediction). Long inputs are tiled and cross-faded.
+    and NAME.spectrograms.png (input and prediction); OUT/index.html plays them all in a browser (page copies of
+    the audio in OUT/audio/). Inputs sharing a name are kept apart. Long inputs are tiled and cross-faded.
 
     \b
     Examples:
@@ -316,7 +318,8 @@ def evaluate_cmd(run, data, out, split, debug):
     Metrics: SNR, SI-SDR, log-spectral distance (lsd), spectral convergence and multi-resolution STFT
     distance (mrstft) of the predicted against the true mixture, per item and as median and mean. Baselines:
     vocals_only, and mean_accompaniment (vocals plus the training set's average accompaniment spectrum).
-    OUT gets report.json, report.md, metrics.png and items/*.png.
+    OUT gets report.json, report.md, metrics.png, items/*.png, and index.html: a page to listen to the pictured
+    items (vocals, true mixture, the model and each baseline) with their metrics, opened from file://.
 
     \b
     Examples:
@@ -343,7 +346,7 @@ def demo_cmd(out, steps, debug):
 
     Builds a MUSDB18-HQ-shaped tree from the 6 s excerpt, encodes it, trains the tiny model on the CPU for
     a few minutes, predicts the mixture from the excerpt's vocals, and writes OUT/listen/ with the vocals,
-    the true and the predicted mixture, and pictures. One 6 s song only shows the chain working: the model
+    the true and the predicted mixture (mono), pictures, and index.html to listen in a browser. One 6 s song only shows the chain working: the model
     learns this excerpt, it does not generalise.
 
     \b
@@ -366,7 +369,8 @@ def demo_cmd(out, steps, debug):
         click.echo(f"Predicted vs true mixture: log-spectral distance {result.lsd_model:.1f} dB, against "
                    f"{result.lsd_vocals_only:.1f} dB for the vocals alone (lower is better): {verdict}. "
                    f"SNR {result.snr_db:.1f} dB (higher is better; about 0 dB when the phase is not the true one).")
-        click.echo("Listen (any audio player, e.g. `ffplay -autoexit FILE` or `aplay FILE`):")
+        click.echo(f"Listen: open {result.listen['listening page']} in a browser, or play the files with any player "
+                   "(`ffplay -autoexit FILE`):")
         for label, path in result.listen.items():
             click.echo(f"  {label:18s} {path}")
         click.echo(f"TensorBoard (losses, strips, audio): {tensorboard_command(Path(out) / 'run' / 'logs')}")
