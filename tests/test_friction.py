@@ -118,6 +118,14 @@ def test_summaries_count_and_say_what_was_done(train_data, tmp_path, run_cli):
     assert mixed.exit_code == 1 and "1 of 2 images failed; the other 1 was done." in mixed.stderr
 
 
+def test_sound2image_summary_counts_in_the_right_number(tmp_path):
+    from vocals2song.sound2image import BatchSummary, describe
+
+    counts = {"train": 2, "valid": 0, "test": 0, "pairs": 2, "tracks": 1, "skipped_silent": 1}
+    line = describe(BatchSummary({"counts": counts}, [object()], [], 0))
+    assert line.startswith("2 pairs from 1 track (train 2, valid 0, test 0); 1 silent segment skipped; 1 track encoded")
+
+
 def test_evaluate_summary_names_every_baseline_and_the_winner():
     from vocals2song.cli import evaluate_summary
 

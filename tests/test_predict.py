@@ -157,7 +157,7 @@ def test_demo_runs_end_to_end(tmp_path, run_cli):
     assert sr == sr_v == sr_t == SR and predicted.shape == vocals.shape == truth.shape == (len(vocals),)  # all mono
     assert np.isfinite(predicted).all()
     assert "predicted mixture" in result.output and "Listen" in result.output
-    assert "(lower is better): the model " in result.output
+    assert "lower is better, so the model " in result.output
     if browser.find_chromium():
         from test_listen import check_page
 

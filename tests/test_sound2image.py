@@ -82,7 +82,7 @@ def test_resume_after_interrupted_run(small_tree, tmp_path, run_cli):
     (out / "train/mixture/A - One__001.png").unlink()
     (out / "train/mixture/.A - One__001.x.part.png").write_bytes(b"half")
     result = run_cli("sound2image", small_tree, out, *SEG)
-    assert result.exit_code == 0 and "1 tracks encoded now, 2 already complete" in result.output
+    assert result.exit_code == 0 and "1 track encoded now, 2 already complete" in result.output
     (out / "train/mixture/.A - One__001.x.part.png").unlink()
     assert files_bytes(out) == complete
 

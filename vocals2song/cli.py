@@ -365,9 +365,9 @@ def demo_cmd(out, steps, debug):
             click.echo(f"\nThe run in {Path(out) / 'run'} was already trained to step {result.steps}; it was reused "
                        "(give a larger --steps to train on).")
         verdict = ("the model wins" if result.lsd_model < result.lsd_vocals_only
-                   else "the model loses: the vocals alone are closer to the true mixture")
+                   else "the model loses (the vocals alone are closer to the true mixture)")
         click.echo(f"Predicted vs true mixture: log-spectral distance {result.lsd_model:.1f} dB, against "
-                   f"{result.lsd_vocals_only:.1f} dB for the vocals alone (lower is better): {verdict}. "
+                   f"{result.lsd_vocals_only:.1f} dB for the vocals alone; lower is better, so {verdict}. "
                    f"SNR {result.snr_db:.1f} dB (higher is better; about 0 dB when the phase is not the true one).")
         click.echo(f"Listen: open {result.listen['listening page']} in a browser, or play the files with any player "
                    "(`ffplay -autoexit FILE`):")

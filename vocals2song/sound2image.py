@@ -405,6 +405,10 @@ def describe(summary: BatchSummary) -> str:
     lone = c["pairs"] - c["train"] - c["valid"] - c["test"]  # segments of a lone audio file have no split
     if lone:
         return f"{lone} images from {c['tracks']} audio file; {len(summary.failed)} failed"
-    return (f"{c['pairs']} pairs from {c['tracks']} tracks (train {c['train']}, valid {c['valid']}, "
-            f"test {c['test']}); {c['skipped_silent']} silent segments skipped; {len(summary.done)} tracks encoded "
-            f"now, {summary.reused} already complete, {len(summary.failed)} failed")
+    def count(n: int, noun: str) -> str:
+        return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+    return (f"{count(c['pairs'], 'pair')} from {count(c['tracks'], 'track')} (train {c['train']}, valid {c['valid']}, "
+            f"test {c['test']}); {count(c['skipped_silent'], 'silent segment')} skipped; "
+            f"{count(len(summary.done), 'track')} encoded now, {summary.reused} already complete, "
+            f"{len(summary.failed)} failed")
