@@ -72,6 +72,11 @@ def test_page_links_are_relative_and_escaped(tmp_path):
     assert "<script src" not in text and "<link" not in text and "@import" not in text
 
 
+def test_page_audio_at_a_rate_mp3_cannot_hold_is_a_wav(tmp_path):
+    path = write_page_audio(tmp_path / "x", np.zeros(960), 96000, fmt="mp3")
+    assert path.name == "x.wav" and sf.info(str(path)).samplerate == 96000
+
+
 @pytest.mark.parametrize("fmt", ["wav16", "mp3"])
 def test_page_audio_is_small_and_keeps_length_and_level(tmp_path, fmt):
     y = synth_stems(2.0, sr=SR, seed=1)["mixture"].mean(axis=1)

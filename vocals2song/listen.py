@@ -29,6 +29,8 @@ PAGE = "index.html"
 #: page audio lives here, relative to the page
 AUDIO_DIR = "audio"
 PAGE_AUDIO_FORMATS = ("mp3", "wav16")
+#: the sample rates MPEG-1/2/2.5 layer III can hold; other rates get 16-bit WAV
+MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
 
 
 @dataclass
@@ -75,7 +77,8 @@ def page_audio_format() -> str:
 def write_page_audio(path: str | os.PathLike, y: np.ndarray, sr: int, fmt: str | None = None) -> Path:
     """Write ``y`` ``(nb_samples,)`` or ``(nb_samples, nb_channels)`` as a page copy; returns the path written.
 
-    ``path`` is given without a suffix: ``.mp3`` or ``.wav`` is appended to it. Samples are clipped to
+    ``path`` is given without a suffix: ``.mp3`` or ``.wav`` is appended to it (``.wav`` at a rate MP3 cannot
+    hold, such as 96 kHz). Samples are clipped to
     [-1, 1] (16-bit and MP3 cannot hold more); the level is not changed, so the players compare loudness fairly.
     """
     import soundfile as sf
@@ -83,6 +86,8 @@ def write_page_audio(path: str | os.PathLike, y: np.ndarray, sr: int, fmt: str |
     fmt = fmt or page_audio_format()
     if fmt not in PAGE_AUDIO_FORMATS:
         raise ValueError(f"page audio format must be one of {PAGE_AUDIO_FORMATS}")
+    if sr not in MP3_RATES:
+        fmt = "wav16"
     y = np.clip(np.nan_to_num(np.asarray(y, dtype=np.float32)), -1.0, 1.0)
     path = Path(path)
     path = path.with_name(path.name + (".mp3" if fmt == "mp3" else ".wav"))
