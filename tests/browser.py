@@ -20,8 +20,7 @@ from pathlib import Path
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-         "--disable-dev-shm-usage",
-         "--mute-audio", "--autoplay-policy=user-gesture-required"]
+         "--disable-dev-shm-usage", "--mute-audio", "--autoplay-policy=user-gesture-required"]
 PHONE = (390, 844)
 
 PROBE = """
