@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -120,11 +121,14 @@ def test_evaluate_page_in_a_browser(trained_run, train_data, tmp_path, run_cli):
     assert result.exit_code == 0, result.output
     page = out / "index.html"
     text = page.read_text(encoding="utf-8")
-    # 3 pictured items x (vocals, true mixture, model, mean_accompaniment); vocals_only is the vocals player
-    seen = check_page(page, 12)
+    # per pictured item: vocals, true mixture, the model, and each baseline but vocals_only (the vocals player)
+    baselines = [b for b in json.loads((out / "report.json").read_text())["baselines"] if b != "vocals_only"]
+    players = 3 * (3 + len(baselines))
+    seen = check_page(page, players)
     labels = re.findall(r"<figcaption>(.*?)</figcaption>", text)
-    assert labels[:4] == ["vocals", "true mixture", "model", "mean_accompaniment"]
-    assert len(list((out / "audio").iterdir())) == 12 and "(lower is better)" in text
+    assert labels[: 3 + len(baselines)] == ["vocals", "true mixture", "model", *baselines]
+    assert "mean_accompaniment" in baselines
+    assert len(list((out / "audio").iterdir())) == players and "(lower is better)" in text
     assert all(2.9 < p["duration"] < 3.1 for p in seen["audio"])  # each item's true length, 3 s
     if os.environ.get("V2S_README_SCREENSHOT"):
         png = browser.screenshot(page, tmp_path / "readme.png", size=(430, 1500))
