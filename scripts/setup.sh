@@ -1,27 +1,71 @@
 #!/usr/bin/env bash
 # Install everything vocals2song needs on a fresh Debian/Ubuntu machine with Python 3.10+:
-# ffmpeg (musdb's import needs ffmpeg and ffprobe), a virtual environment in .venv, and the package
-# with its test extra. Safe to rerun: it skips what is already there.
+# ffmpeg (musdb's import needs ffmpeg and ffprobe), chromium (only for the listening-page browser test), a virtual
+# environment in .venv (about 2.7 GB, TensorFlow 1.9 GB of it), and the package with its test extra.
+# Safe to rerun: it skips what is already there. pip's full output goes to .venv/setup.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$SECONDS
 
+say() { echo "setup: $*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    say "apt-get update"
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  say "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 
 if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
-  echo "setup: installing ffmpeg (apt-get)" >&2
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+  apt_install ffmpeg
+else
+  say "ffmpeg: found"
+fi
+if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+  say "chromium: found (the listening-page test uses it headless)"
+elif [ -n "${VOCALS2SONG_NO_CHROMIUM:-}" ]; then
+  say "chromium: not installed (VOCALS2SONG_NO_CHROMIUM is set); the browser test will be skipped"
+elif ! apt_install chromium; then
+  say "chromium: could not be installed; the browser test will be skipped (everything else works)"
 fi
 
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv" >&2
+  say "creating .venv"
   if ! "$PYTHON" -m venv .venv 2>/dev/null; then
     rm -rf .venv  # Debian splits venv support out of python3
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    apt_install python3-venv
     "$PYTHON" -m venv .venv
   fi
 fi
-echo "setup: installing vocals2song and its dependencies into .venv" >&2
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+
+# pip runs only when setup.cfg or pyproject.toml changed since the last complete install (or nothing is installed).
+stamp=.venv/.vocals2song-setup
+want="$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c "import vocals2song" 2>/dev/null; then
+  say ".venv is up to date (delete $stamp to reinstall)"
+else
+  say "installing vocals2song and its dependencies into .venv: about 2.7 GB; a few minutes the first time"
+  log=.venv/setup.log
+  : >"$log"
+  # Only pip's progress lines are shown (one per package); the rest, including any setuptools notice, is in the log.
+  set +e
+  {
+    .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off --upgrade pip &&
+    .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -e ".[test]"
+  } 2>&1 | tee -a "$log" | grep --line-buffered -E '^(Collecting|Installing collected|Successfully installed|ERROR)' |
+    cut -c1-110 | sed -u 's/^/setup:   /' >&2
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" -ne 0 ]; then
+    say "pip failed; the end of $log:"
+    tail -n 30 "$log" >&2
+    exit "$status"
+  fi
+  echo "$want" >"$stamp"
+fi
+say "ready in $((SECONDS - start)) s: .venv/bin/vocals2song, .venv/bin/python -m pytest"

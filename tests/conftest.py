@@ -38,8 +38,8 @@ def synthetic() -> dict[str, np.ndarray]:
 def small_tree(tmp_path_factory) -> Path:
     """A MUSDB18-HQ-shaped tree: 2 train tracks (one a musdb validation track), 1 test track.
 
-    With --segment 2: 'A - One' is 4.5 s (2 full segments + a 0.5 s tail), the validation track 2 s,
-    and the test track 3 s (1 segment + a 1 s tail).
+    With --segment 2: 'A - One' is 4.5 s (2 full segments + a 0.5 s tail, dropped by --min-tail 0.5), the
+    validation track 2 s, and the test track 3 s (1 segment + a 1 s tail, padded).
     """
     root = tmp_path_factory.mktemp("musdb")
     make_musdb_tree(root, [("train", "A - One", 4.5), ("train", VALID_TRACK, 2.0), ("test", "B - Two", 3.0)],

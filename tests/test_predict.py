@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import browser
 from conftest import QUICK_TRAIN, SR
 from vocals2song import audio, codec
 from vocals2song.imagefile import read_image
@@ -147,12 +148,23 @@ def test_demo_runs_end_to_end(tmp_path, run_cli):
     result = run_cli("demo", "--out", tmp_path / "demo", "--steps", "6")
     assert result.exit_code == 0, result.output
     listen = tmp_path / "demo" / "listen"
-    for name in ("vocals.wav", "true_mixture.wav", "predicted_mixture.wav", "spectrograms.png"):
+    for name in ("excerpt.wav", "excerpt.true_mixture.wav", "excerpt.mixture.wav", "excerpt.mixture.png",
+                 "excerpt.spectrograms.png", "index.html"):
         assert (listen / name).stat().st_size > 1000
-    predicted, sr = sf.read(listen / "predicted_mixture.wav")
-    vocals, sr_v = sf.read(listen / "vocals.wav")
-    assert sr == sr_v == SR and len(predicted) == len(vocals) and np.isfinite(predicted).all()
+    predicted, sr = sf.read(listen / "excerpt.mixture.wav")
+    vocals, sr_v = sf.read(listen / "excerpt.wav")
+    truth, sr_t = sf.read(listen / "excerpt.true_mixture.wav")
+    assert sr == sr_v == sr_t == SR and predicted.shape == vocals.shape == truth.shape == (len(vocals),)  # all mono
+    assert np.isfinite(predicted).all()
     assert "predicted mixture" in result.output and "Listen" in result.output
+    assert "lower is better, so the model " in result.output
+    if browser.find_chromium():
+        from test_listen import check_page
+
+        check_page(listen / "index.html", 3)  # vocals, true mixture, the model's song
+    again = run_cli("demo", "--out", tmp_path / "demo", "--steps", "6")
+    assert again.exit_code == 0 and "already trained to step 6; it was reused" in again.output
+    assert "Trained" not in again.output
     shutil.rmtree(tmp_path / "demo")
 
 

@@ -25,23 +25,24 @@ def test_tree_splits_counts_manifest_and_metadata(small_tree, tmp_path, run_cli)
     result = run_cli("sound2image", small_tree, out, *SEG, "--workers", "2")
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "dataset.json").read_text())
-    # A - One: 4.5 s -> 2 full + 0.5 s padded tail; the validation track: 1; B - Two: 3 s -> 1 + 1 s tail.
-    assert manifest["counts"] == {"train": 3, "valid": 1, "test": 2, "pairs": 6, "tracks": 3, "skipped_silent": 0}
+    # A - One: 4.5 s -> 2 full segments (the 0.5 s tail, a quarter of a segment, is dropped: --min-tail 0.5);
+    # the validation track: 1; B - Two: 3 s -> 1 + a 1 s tail (half a segment: padded).
+    assert manifest["counts"] == {"train": 2, "valid": 1, "test": 2, "pairs": 5, "tracks": 3, "skipped_silent": 0}
     names = {split: sorted(p.name for p in (out / split / "vocals").iterdir()) for split in ("train", "valid", "test")}
-    assert names == {"train": ["A - One__000.png", "A - One__001.png", "A - One__002.png"],
+    assert names == {"train": ["A - One__000.png", "A - One__001.png"],
                      "valid": [f"{VALID_TRACK}__000.png"], "test": ["B - Two__000.png", "B - Two__001.png"]}
     for split, files in names.items():  # every vocals image has its mixture partner
         assert sorted(p.name for p in (out / split / "mixture").iterdir()) == files
     # no track on both sides of a split
     by_split = {s: {p["track"] for p in manifest["pairs"] if p["split"] == s} for s in ("train", "valid", "test")}
     assert not (by_split["train"] & by_split["valid"]) and not (by_split["train"] & by_split["test"])
-    tail = next(p for p in manifest["pairs"] if p["track"] == "A - One" and p["index"] == 2)
-    assert tail["start"] == 2 * 2 * SR and tail["length"] == int(0.5 * SR)
+    tail = next(p for p in manifest["pairs"] if p["track"] == "B - Two" and p["index"] == 1)
+    assert tail["start"] == 2 * SR and tail["length"] == SR
     # the image carries its own decoding parameters and its source
     pixels, meta_json = imagefile.read_image(out / tail["mixture"])
     meta = codec.ImageMeta.from_json(meta_json)
-    assert (meta.format, meta.sr, meta.n_fft, meta.hop, meta.length) == ("rgb8", SR, 1024, 256, int(0.5 * SR))
-    assert meta.source == {"track": "A - One", "stem": "mixture", "start": 4 * SR}
+    assert (meta.format, meta.sr, meta.n_fft, meta.hop, meta.length) == ("rgb8", SR, 1024, 256, SR)
+    assert meta.source == {"track": "B - Two", "stem": "mixture", "start": 2 * SR}
     assert pixels.shape == (513, 1 + 2 * SR // 256, 3)  # the tail is padded to a full segment
     assert manifest["params"]["segment"] == 2.0 and manifest["params"]["target"] == "mixture"
 
@@ -81,7 +82,7 @@ def test_resume_after_interrupted_run(small_tree, tmp_path, run_cli):
     (out / "train/mixture/A - One__001.png").unlink()
     (out / "train/mixture/.A - One__001.x.part.png").write_bytes(b"half")
     result = run_cli("sound2image", small_tree, out, *SEG)
-    assert result.exit_code == 0 and "1 tracks encoded now, 2 already complete" in result.output
+    assert result.exit_code == 0 and "1 track encoded now, 2 already complete" in result.output
     (out / "train/mixture/.A - One__001.x.part.png").unlink()
     assert files_bytes(out) == complete
 
@@ -148,8 +149,7 @@ def test_other_source_kinds(small_tree, tmp_path, kind, run_cli):
         shutil.copytree(small_tree / "train", flat)
         result = run_cli("sound2image", flat, out, *SEG)
         expected = ["train/mixture/A - One__000.png", "train/mixture/A - One__001.png",
-                    "train/mixture/A - One__002.png", "train/vocals/A - One__000.png", "train/vocals/A - One__001.png",
-                    "train/vocals/A - One__002.png", f"valid/mixture/{VALID_TRACK}__000.png",
+                    "train/vocals/A - One__000.png", "train/vocals/A - One__001.png", f"valid/mixture/{VALID_TRACK}__000.png",
                     f"valid/vocals/{VALID_TRACK}__000.png"]
     assert result.exit_code == 0, result.output
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == expected
@@ -164,9 +164,9 @@ def test_compressed_musdb_root_of_stem_mp4(tmp_path, excerpt):
     shutil.copy(stempeg.example_stem_path(), root / "test" / "The Easton Ellises - Falcon 69.stem.mp4")
     out = tmp_path / "out"
     summary = sound2image(root, out, CodecConfig(format="png16"), DatasetConfig(segment=3.0, workers=1))
-    # 268288 samples (6.08 s): two 3 s segments and a padded 0.08 s tail
-    assert not summary.failed and summary.manifest["counts"]["test"] == 3
-    assert summary.manifest["pairs"][-1]["length"] == 268288 - 2 * 3 * SR
+    # 268288 samples (6.08 s): two 3 s segments; the 0.08 s tail would be 97% padding and is dropped
+    assert not summary.failed and summary.manifest["counts"]["test"] == 2
+    assert summary.manifest["pairs"][-1]["length"] == 3 * SR
     pixels, meta_json = imagefile.read_image(out / "test/vocals/The Easton Ellises - Falcon 69__000.png")
     decoded = codec.decode_audio(pixels, codec.ImageMeta.from_json(meta_json))
     # The AAC stems decode slightly differently from stempeg's float path, so compare loosely.

@@ -63,8 +63,25 @@ def _report_failures(failures: list[tuple[str, str | None]], debug: bool, total:
             click.echo(trace, err=True)
         click.echo(f"Error: {message}", err=True)
     if failures:
-        click.echo(f"{len(failures)} of {total} {what} failed; the others were written.", err=True)
+        done = total - len(failures)
+        rest = "none was done" if done == 0 else f"the other {done} {'was' if done == 1 else 'were'} done"
+        click.echo(f"{len(failures)} of {total} {what} failed; {rest}.", err=True)
         sys.exit(1)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 song``, ``2 songs``: a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def tensorboard_command(logdir: str | Path) -> str:
+    """A TensorBoard command that works without an active venv: the tensorboard beside this Python, else
+    ``python -m tensorboard.main``."""
+    import shlex
+
+    binary = Path(sys.executable).parent / "tensorboard"
+    start = shlex.quote(str(binary)) if binary.is_file() else f"{shlex.quote(sys.executable)} -m tensorboard.main"
+    return f"{start} --logdir {shlex.quote(str(logdir))}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -101,11 +118,14 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel processes (default: CPU count).")
 @click.option("--tail", type=click.Choice(TAILS), default=None,
               help="A last segment shorter than --segment: zero-pad it (default) or drop it.")
+@click.option("--min-tail", type=click.FloatRange(0, 1), default=None,
+              help="With --tail pad, drop a tail shorter than this share of a segment: it would be mostly padding "
+                   "(default 0.5; 0 pads every tail). A track shorter than that still gives one segment.")
 @click.option("--min-vocals-db", type=float, default=None,
               help="Skip segments whose vocals RMS is below this many dBFS (default -60).")
 @OPT_DEBUG
 def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_db, target, subsets, workers, tail,
-                    min_vocals_db, debug):
+                    min_tail, min_vocals_db, debug):
     """Encode the vocals and mixture stems of SOURCE as spectrogram images in OUT.
 
     SOURCE is a MUSDB18-HQ root (train/, test/ of track folders), a MUSDB18 root of .stem.mp4 files, a
@@ -128,7 +148,8 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
         codec_cfg = replace_given(CodecConfig(), format=fmt, container=container, sr=sr, n_fft=n_fft, hop=hop,
                                   range_db=range_db)
         data_cfg = replace_given(DatasetConfig(), segment=segment, target=target, subsets=subset_tuple,
-                                 workers=workers, tail=tail, min_vocals_db=min_vocals_db)
+                                 workers=workers, tail=tail, min_tail=min_tail,
+                                 min_vocals_db=min_vocals_db)
         summary = sound2image(source, out, codec_cfg, data_cfg, progress=_progress("Encoding tracks"))
         click.echo(f"{out}: {describe(summary)}")
         _report_failures([(r.error, r.traceback) for r in summary.failed], debug,
@@ -176,7 +197,8 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
     DATA is a sound2image dataset (train/ and valid/ of vocals/ and mixture/ images) or any folder with
     input and target image folders paired by file name. Without a valid split, whole tracks are held out.
     RUN gets config.json, checkpoints/, generator.keras, history.csv, logs/ (TensorBoard), samples/ and
-    losses.png. Rerunning on the same RUN resumes from its newest checkpoint up to --steps.
+    losses.png. Rerunning on the same RUN resumes from its newest checkpoint up to --steps; options not given
+    are taken from RUN/config.json.
     Several GPUs are used with MirroredStrategy; TF_CONFIG naming a cluster selects
     MultiWorkerMirroredStrategy (run the same command on every worker; the chief writes RUN).
 
@@ -185,22 +207,29 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
       vocals2song train datasets/musdb runs/musdb
       vocals2song train datasets/musdb runs/quick --model tiny --steps 2000
       vocals2song train seed_data/ runs/seed --input-subdir input --target-subdir output
-      tensorboard --logdir runs/musdb/logs
+      .venv/bin/tensorboard --logdir runs/musdb/logs
     """
-    from vocals2song.train import train
+    from vocals2song.train import run_settings, train
 
     with _errors(debug):
-        cfg = replace_given(TrainConfig(), input_subdir=input_subdir, target_subdir=target_subdir, steps=steps,
-                            batch_size=batch_size, tile=tile, model=model, generator=generator,
-                            phase_repr=phase_repr, gan_loss=gan_loss, lambda_l1=lambda_l1, lr=lr, seed=seed,
-                            checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
-                            mixed_precision=mixed_precision, xla=xla)
+        recorded = run_settings(run) if resume else {}  # a rerun continues the run as it was configured
+        given = dict(input_subdir=input_subdir, target_subdir=target_subdir, steps=steps, batch_size=batch_size,
+                     tile=tile, model=model, generator=generator, phase_repr=phase_repr, gan_loss=gan_loss,
+                     lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
+                     sample_every=sample_every, log_every=log_every, mixed_precision=mixed_precision, xla=xla)
+        default = TrainConfig()
+        taken = [k for k, v in given.items() if v is None and recorded.get(k, getattr(default, k)) != getattr(default, k)]
+        if taken:
+            click.echo(f"note: as recorded in {Path(run) / 'config.json'}: "
+                       + ", ".join(f"--{k.replace('_', '-')}" + ("" if recorded[k] is True else f" {recorded[k]}")
+                                   for k in taken), err=True)
+        cfg = replace_given(replace_given(default, **recorded), **given)
         summary = train(data, run, cfg, resume=resume, progress=True, log=click.echo)
         if summary.step > summary.start:
             row = summary.last_row
             click.echo(f"{run}: step {summary.step} in {summary.seconds:.1f} s ({summary.steps_per_second:.2f} steps/s); "
                        f"gen_l1 {row.get('gen_l1', float('nan')):.4f}, val_l1 {row.get('val_l1', float('nan')):.4f}. "
-                       f"Listen: tensorboard --logdir {run}/logs")
+                       f"Listen: {tensorboard_command(Path(run) / 'logs')}")
 
 
 @cli.command("image2sound")
@@ -234,7 +263,7 @@ def image2sound_cmd(inputs, out, phase, iters, fmt, sr, n_fft, hop, debug):
             fallback = replace_given(CodecConfig(), format=fmt, sr=sr, n_fft=n_fft, hop=hop)
         written, failures = image2sound(list(inputs), out, phase, iters, fallback,
                                         progress=_progress("Decoding images"))
-        click.echo(f"{out}: wrote {len(written)} WAV files")
+        click.echo(f"{out}: wrote {_count(len(written), 'WAV file')}")
         _report_failures([(f.error, f.traceback) for f in failures], debug, len(written) + len(failures), "images")
 
 
@@ -254,7 +283,8 @@ def predict_cmd(run, inputs, out, phase, add_vocals, debug):
     AUDIO_OR_IMAGE is an audio file (WAV, FLAC, MP3, ...; any rate, mono or stereo, any length), an encoded
     vocals image, or a folder of them. Per input NAME, OUT gets NAME.mixture.wav (the predicted song, as long
     as the input, at the run's sample rate), NAME.mixture.png (the predicted image; image2sound decodes it)
-    and NAME.spectrograms.png (input and prediction). Long inputs are tiled and cross-faded.
+    and NAME.spectrograms.png (input and prediction); OUT/index.html plays them all in a browser (page copies of
+    the audio in OUT/audio/). Inputs sharing a name are kept apart. Long inputs are tiled and cross-faded.
 
     \b
     Examples:
@@ -264,9 +294,12 @@ def predict_cmd(run, inputs, out, phase, add_vocals, debug):
     from vocals2song.predict import predict
 
     with _errors(debug):
-        written, failures = predict(run, list(inputs), out, phase, add_vocals, progress=_progress("Predicting"))
+        written, failures = predict(run, list(inputs), out, phase, add_vocals, progress=_progress("Predicting"),
+                                    warn=lambda line: click.echo(line, err=True))
         songs = [p for p in written if p.name.endswith(".mixture.wav")]
-        click.echo(f"{out}: {len(songs)} songs ({len(written)} files)")
+        page = Path(out) / "index.html"
+        click.echo(f"{out}: {_count(len(songs), 'song')} ({_count(len(written), 'file')})"
+                   + (f"; listen: open {page} in a browser" if page in written else ""))
         _report_failures([(f.error, f.traceback) for f in failures], debug, len(songs) + len(failures), "inputs")
 
 
@@ -285,7 +318,9 @@ def evaluate_cmd(run, data, out, split, phase, debug):
     log-spectral distance (lsd, also per band), spectral convergence, multi-resolution STFT distance
     (mrstft), loudness difference, frame-rate buzz and harmony (chroma correlation of the added
     accompaniment). Baselines: vocals_only, and mean_accompaniment (the vocals plus the training set's
-    mean accompaniment power where they sound). OUT gets report.json, report.md, metrics.png, items/*.png.
+    mean accompaniment power where they sound). OUT gets report.json, report.md, metrics.png, items/*.png,
+    and index.html: a page to listen to the pictured items (vocals, true mixture, the model and each
+    baseline) with their metrics, opened from file://.
 
     \b
     Examples:
@@ -298,7 +333,8 @@ def evaluate_cmd(run, data, out, split, phase, debug):
         from vocals2song.evaluate import summary
 
         report = evaluate(run, data, out, split, progress=_progress("Evaluating"), phase=phase)
-        click.echo(f"{out}: {report['nb_items']} items. {summary(report)} See {out}/report.md")
+        click.echo(f"{out}: {_count(report['nb_items'], 'item')}; {summary(report)}. "
+                   f"See {Path(out) / 'report.md'}; listen: open {Path(out) / 'index.html'} in a browser")
         _report_failures([(f, None) for f in report["failures"]], debug, report["nb_items"] + len(report["failures"]),
                          "pairs")
 
@@ -313,7 +349,7 @@ def demo_cmd(out, steps, debug):
 
     Builds a MUSDB18-HQ-shaped tree from the 6 s excerpt, encodes it, trains the tiny model on the CPU for
     a few minutes, predicts the mixture from the excerpt's vocals, and writes OUT/listen/ with the vocals,
-    the true and the predicted mixture, and pictures. One 6 s song only shows the chain working: the model
+    the true and the predicted mixture (mono), pictures, and index.html to listen in a browser. One 6 s song only shows the chain working: the model
     learns this excerpt, it does not generalise.
 
     \b
@@ -325,13 +361,22 @@ def demo_cmd(out, steps, debug):
 
     with _errors(debug):
         result = demo(out, steps or DEFAULT_STEPS, progress=True, log=click.echo)
-        click.echo(f"\nTrained {result.steps} steps in {result.seconds:.0f} s ({result.steps_per_second:.1f} steps/s). "
-                   f"Predicted vs true mixture: SNR {result.snr_db:.1f} dB, log-spectral distance "
-                   f"{result.lsd_model:.1f} dB (the vocals alone: {result.lsd_vocals_only:.1f} dB).")
-        click.echo("Listen (any audio player, e.g. `ffplay -autoexit FILE` or `aplay FILE`):")
+        if result.steps > result.start:
+            click.echo(f"\nTrained steps {result.start} to {result.steps} in {result.seconds:.0f} s "
+                       f"({result.steps_per_second:.1f} steps/s).")
+        else:
+            click.echo(f"\nThe run in {Path(out) / 'run'} was already trained to step {result.steps}; it was reused "
+                       "(give a larger --steps to train on).")
+        verdict = ("the model wins" if result.lsd_model < result.lsd_vocals_only
+                   else "the model loses (the vocals alone are closer to the true mixture)")
+        click.echo(f"Predicted vs true mixture: log-spectral distance {result.lsd_model:.1f} dB, against "
+                   f"{result.lsd_vocals_only:.1f} dB for the vocals alone; lower is better, so {verdict}. "
+                   f"SNR {result.snr_db:.1f} dB (higher is better; about 0 dB when the phase is not the true one).")
+        click.echo(f"Listen: open {result.listen['listening page']} in a browser, or play the files with any player "
+                   "(`ffplay -autoexit FILE`):")
         for label, path in result.listen.items():
             click.echo(f"  {label:18s} {path}")
-        click.echo(f"TensorBoard (losses, strips, audio): tensorboard --logdir {Path(out) / 'run' / 'logs'}")
+        click.echo(f"TensorBoard (losses, strips, audio): {tensorboard_command(Path(out) / 'run' / 'logs')}")
 
 
 def main(args: list[str] | None = None) -> None:

@@ -69,6 +69,9 @@ class DatasetConfig:
     subsets: tuple[str, ...] = ("train", "test")
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     tail: str = "pad"
+    # With --tail pad, a tail shorter than this share of a segment is dropped: it would be mostly padding (silent
+    # rows in every crop of it). A track shorter than that gives its one padded segment all the same.
+    min_tail: float = 0.5
     min_vocals_db: float = -60.0  # RMS dBFS of a segment's vocals below which it is skipped
 
 

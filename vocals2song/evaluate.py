@@ -11,8 +11,10 @@ added accompaniment with the true one). SNR and SI-SDR reward copying the one tr
 model lsd, mrstft, loudness, buzz and harmony say more.
 
 Writes ``report.json`` (``{"model": {metric: median}, "baselines": {name: {metric: median}}, "means": {...},
-"best_baseline": name, "items": [...]}``), ``report.md``, ``metrics.png`` and ``items/<name>.png`` spectrogram
-comparisons for a few items. With `museval` installed, BSSEval v4 SDR (``bss_sdr``) joins the metrics.
+"best_baseline": name, "items": [...]}``), ``report.md``, ``metrics.png``, ``items/<name>.png`` spectrogram comparisons for a few items, and
+``index.html``, a listening page with those pictures, players for the vocals, the true mixture, the model's song and
+each baseline (page copies in ``audio/``), and the metrics with the winner marked.
+With `museval` installed, BSSEval v4 SDR (``bss_sdr``) joins the metrics.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
     stats = baselines.stats_from_images(train_pairs, config["target"]) if train_pairs else None
     bsseval = importlib.util.find_spec("museval") is not None
     items: list[dict] = []
+    listened: dict[str, dict[str, Path]] = {}  # pictured item -> label -> page audio
 
     def work(pair: tuple[str, Path, Path]) -> None:
         name, voc_path, tar_path = pair
@@ -84,9 +87,9 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
         if config["target"] == "accompaniment":
             truth = truth + vocals
         pred = predict_song(vocals, pixels, meta, predictor, phase=phase, add_vocals=True)
-        estimates = {"model": pred.song}
+        estimates = {"model": pred.song, "vocals_only": vocals}  # the vocals themselves: the page shares the player
         for baseline, make in baselines.BASELINES.items():
-            if stats is not None or baseline == "vocals_only":
+            if stats is not None and baseline not in estimates:
                 estimates[baseline] = codec.spectrogram_to_audio(make(Z_voc, stats), meta)
         item = {"name": Path(name).stem, "track": (meta.source or {}).get("track"), "seconds": meta.length / meta.sr}
         for key, estimate in estimates.items():
@@ -102,6 +105,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
                                     [("vocals", pred.u_in), (f"true {config['target']}", u_true),
                                      (f"predicted {config['target']}", pred.u_out)], meta.sr, meta.hop,
                                     title=item["name"])
+            listened[item["name"]] = page_audio(out, item["name"], meta.sr, vocals, truth, estimates)
 
     failures = run_each(pairs, work, lambda p: p[1], progress)
     if not items:
@@ -114,7 +118,39 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
     write_bytes_atomic(out / "report.json", (json.dumps(report, indent=2, allow_nan=True) + "\n").encode())
     write_bytes_atomic(out / "report.md", markdown(report).encode())
     plots.save_metric_bars(out / "metrics.png", {"model": report["model"], "baselines": report["baselines"]})
+    write_page(out, report, listened)
     return report
+
+
+def page_audio(out: Path, name: str, sr: int, vocals: np.ndarray, truth: np.ndarray,
+               estimates: dict[str, np.ndarray]) -> dict[str, Path]:
+    """Page copies of one item's audio in ``out/audio/``: vocals, true mixture, then every estimate (one that is
+    the vocals themselves, as ``vocals_only``, shares the vocals' player)."""
+    from vocals2song.listen import page_audio_path, write_page_audio
+
+    waves = {"vocals": vocals, "true mixture": truth}
+    waves.update({key: y for key, y in estimates.items() if y is not vocals})
+    return {label: write_page_audio(page_audio_path(out, name, label), y[: len(truth)], sr)
+            for label, y in waves.items()}
+
+
+def write_page(out: Path, report: dict, listened: dict[str, dict[str, Path]]) -> Path:
+    """OUT/index.html: the medians, then each pictured item with its players and its own metrics."""
+    from vocals2song.listen import MetricsTable, PageItem, write_listening_page
+
+    higher = report["higher_is_better"]
+    names = ["model", *report["baselines"]]
+    medians = MetricsTable({n: report["model"] if n == "model" else report["baselines"][n] for n in names}, higher,
+                           f"Median over {report['nb_items']} items of the {report['split']} split.")
+    by_name = {item["name"]: item for item in report["items"]}
+    items = [PageItem(name, audio, out / "items" / f"{name}.png",
+                      MetricsTable({n: by_name[name][n] for n in names if n in by_name[name]}, higher,
+                                   "This item against its true mixture."))
+             for name, audio in listened.items()]
+    shared = [n for n in names if listened and n not in next(iter(listened.values()))]  # e.g. vocals_only
+    note = (f"Run {report['run']}, data {report['data']}. Players are named like the table's columns"
+            + (f"; {' and '.join(shared)} plays the same as the vocals." if shared else "."))
+    return write_listening_page(out, f"Evaluation: {Path(str(report['run'])).name}", items, note, medians)
 
 
 def bss_sdr(truth: np.ndarray, estimate: np.ndarray, sr: int) -> float:
@@ -148,15 +184,27 @@ def better(values: list[float], higher: bool | None) -> float:
     return max(values) if higher else min(values)
 
 
-def summary(report: dict) -> str:
-    """One sentence: the model's median lsd against the best baseline's, and who won (lower is better)."""
-    best = report["best_baseline"]
-    model, base = report["model"]["lsd"], report["baselines"][best]["lsd"]
-    others = ", ".join(f"{b} {v['lsd']:.2f}" for b, v in report["baselines"].items() if b != best)
-    verdict = ("the model and the baseline are level" if abs(model - base) < TIE_DB
-               else "the model wins" if model < base else "the model loses")
-    return (f"Median lsd (lower is better): model {model:.2f} dB, best baseline {best} {base:.2f} dB"
-            + (f" ({others})" if others else "") + f": {verdict}.")
+def summary(report: dict, metric: str = "lsd") -> str:
+    """``median lsd (lower is better): model 21.40, vocals_only 19.70, ...; the model loses to vocals_only``.
+
+    Differences under `TIE_DB` are called level, not a win."""
+    higher = report["higher_is_better"][metric]
+    scores = {"model": report["model"][metric], **{b: v[metric] for b, v in report["baselines"].items()}}
+    finite = {k: v for k, v in scores.items() if np.isfinite(v)}
+    others = {k: v for k, v in finite.items() if k != "model"}
+    best = better(list(others.values()), higher) if others else None
+    rival = next((k for k, v in others.items() if v == best), None)
+    if "model" not in finite or rival is None:
+        verdict = "no verdict"
+    elif abs(finite["model"] - best) < TIE_DB:
+        verdict = f"the model and {rival} are level"
+    elif better([finite["model"], best], higher) == finite["model"]:
+        verdict = "the model wins"
+    else:
+        verdict = f"the model loses to {rival}"
+    way = {True: "higher", False: "lower", None: "nearer 0"}[higher]
+    return f"median {metric} ({way} is better): " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) \
+        + f"; {verdict}"
 
 
 def markdown(report: dict) -> str:
@@ -178,7 +226,7 @@ def markdown(report: dict) -> str:
             cells.append(f"**{cell}**" if med is not None and med == best else cell)
         direction = {True: "higher", False: "lower", None: "nearer 0"}[higher]
         lines.append(f"| {metric} ({direction} is better) | " + " | ".join(cells) + " |")
-    lines += ["", summary(report), "",
+    lines += ["", summary(report) + ".", "",
               "Metrics: SNR and SI-SDR in dB (they reward copying the one true waveform); lsd, log-spectral "
               "distance in dB, also per band (low < 500 Hz, mid to 4 kHz, high above); spectral convergence; "
               "mrstft, multi-resolution STFT distance; loudness_db, the song's level minus the true mixture's; "

@@ -34,9 +34,10 @@ def find_images(inputs: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
             raise Vocals2SongError("no such file or folder", item, usage=True)
     seen: dict[Path, Path] = {}
     for image, rel in found:
-        if rel in seen:
-            raise Vocals2SongError(f"would be written to the same {rel} as {seen[rel]}; decode their folder instead, "
-                                   "which keeps the sub-folders apart", image, usage=True)
+        if rel in seen:  # one WAV would overwrite the other: refuse before decoding anything
+            hint = ("rename one of them" if image.parent == seen[rel].parent
+                    else "decode their common folder instead, which keeps the sub-folders apart")
+            raise Vocals2SongError(f"would be written to the same {rel} as {seen[rel]}; {hint}", image, usage=True)
         seen[rel] = image
     return found
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -257,15 +258,26 @@ def write_prediction(pred: Prediction, out: Path, name: str, predictor: Predicto
 # --- the batch -------------------------------------------------------------------------------------
 
 def _names(inputs: list[Path]) -> dict[Path, str]:
-    """Output names: the file stem, made unique with the parent folder's name when two inputs share one."""
-    stems: dict[str, int] = {}
+    """Output names: the file stem; inputs that share one are told apart by their folder, then their extension
+    (``vocals.wav`` and ``vocals.flac`` give ``vocals_wav`` and ``vocals_flac``), then by a number. Never two alike."""
+    levels = (lambda p: p.stem, lambda p: f"{p.parent.name}_{p.stem}", lambda p: f"{p.stem}_{p.suffix[1:]}",
+              lambda p: f"{p.parent.name}_{p.stem}_{p.suffix[1:]}")
+    counts = [Counter(level(p) for p in inputs) for level in levels]
+    names = {}
     for p in inputs:
-        stems[p.stem] = stems.get(p.stem, 0) + 1
-    return {p: (p.stem if stems[p.stem] == 1 else f"{p.parent.name}_{p.stem}") for p in inputs}
+        names[p] = next((level(p) for level, count in zip(levels, counts) if count[level(p)] == 1), p.stem)
+    wanted, used = set(names.values()), set()
+    for p in inputs:  # a name from one level may still equal another input's name from another level
+        name, k = names[p], 2
+        while name in used or (name != names[p] and name in wanted):
+            name, k = f"{names[p]}_{k}", k + 1
+        names[p] = name
+        used.add(name)
+    return names
 
 
 def find_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
-    """Files as given; folders give their audio and image files (not recursively)."""
+    """Files as given; folders give their audio and image files (not recursively). A file given twice counts once."""
     found: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
@@ -273,25 +285,70 @@ def find_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
                             and p.suffix.lower() in audio.AUDIO_EXTENSIONS + IMAGE_SUFFIXES)
         else:
             found.append(item)
-    return found
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
 
 
 def predict(run: str | os.PathLike, inputs: list[str | os.PathLike], out: str | os.PathLike, phase: str = "model",
             add_vocals: bool | None = None, progress: Callable | None = None,
-            predictor: Predictor | None = None) -> tuple[list[Path], list[Failure]]:
-    """Predict a song for each input; returns (files written, failures). Bad inputs do not stop the batch."""
+            predictor: Predictor | None = None, page: bool = True,
+            warn: Callable[[str], None] | None = None) -> tuple[list[Path], list[Failure]]:
+    """Predict a song for each input; returns (files written, failures). Bad inputs do not stop the batch.
+
+    Missing inputs are found before the model loads. ``page``: also write ``out/index.html`` to listen to the
+    results (`listen`). ``warn`` gets one line per input that looks wrong but is used anyway (an image of a stem
+    other than vocals).
+    """
     check_phase(phase)  # before loading the model
     paths = find_inputs(inputs)
     if not paths:
         raise Vocals2SongError("no audio or image inputs found", usage=True)
+    missing = [p for p in paths if not p.is_file()]
+    if len(missing) == len(paths):
+        more = f" (and {len(missing) - 1} more missing inputs)" if len(missing) > 1 else ""
+        raise Vocals2SongError(f"no such file{more}", missing[0], usage=True)
     predictor = predictor or load_predictor(run)
     out = Path(out)
     names = _names(paths)
     written: list[Path] = []
+    listened: list = []
 
     def work(path: Path) -> None:
+        if not path.is_file():
+            raise Vocals2SongError("no such file", path)
         vocals, pixels, meta = vocals_input(path, predictor)
+        stem = (meta.source or {}).get("stem", "vocals")
+        if stem != "vocals" and warn is not None:
+            warn(f"Warning: {path}: the image's metadata names the stem '{stem}', not vocals; the model expects "
+                 "vocals (predicting anyway)")
         pred = predict_song(vocals, pixels, meta, predictor, phase, add_vocals)
         written.extend(write_prediction(pred, out, names[path], predictor))
+        if page:
+            listened.append(page_item(pred, out, names[path], predictor))
 
-    return written, run_each(paths, work, lambda p: p, progress)
+    failures = run_each(paths, work, lambda p: p, progress)
+    if listened:
+        from vocals2song.listen import write_listening_page
+
+        written += [p for item in listened for p in item.audio.values()]
+        written.append(write_listening_page(out, f"Songs from {Path(run).name}", listened,
+                                            f"Predicted with the run {run}, phase from {phase}. Page copies of the "
+                                            "audio are in audio/; the 32-bit float WAVs are beside this page."))
+    return written, failures
+
+
+def page_item(pred: Prediction, out: Path, name: str, predictor: Predictor):
+    """A listening-page item: the spectrogram picture, the input vocals and the predicted song (and accompaniment)."""
+    from vocals2song.listen import PageItem, page_audio_path, write_page_audio
+
+    sr, target = pred.meta.sr, predictor.config["target"]
+    waves = {"vocals (input)": pred.vocals, "predicted song": pred.song}
+    if pred.accompaniment is not None:
+        waves[f"predicted {target}"] = pred.accompaniment
+    audio_files = {label: write_page_audio(page_audio_path(out, name, label), y, sr) for label, y in waves.items()}
+    return PageItem(name, audio_files, out / f"{name}.spectrograms.png")

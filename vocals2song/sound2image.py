@@ -132,9 +132,11 @@ def _musdb_tracks(root: Path, subsets: tuple[str, ...]) -> list[TrackJob]:
 # --- encoding one track ------------------------------------------------------------------------------
 
 def _stem_file(folder: Path, stem: str) -> Path:
-    for ext in audio.AUDIO_EXTENSIONS:
-        if (folder / f"{stem}{ext}").is_file():
-            return folder / f"{stem}{ext}"
+    found = [folder / f"{stem}{ext}" for ext in audio.AUDIO_EXTENSIONS if (folder / f"{stem}{ext}").is_file()]
+    if len(found) > 1:  # which one is the stem? Never pick one silently
+        raise Vocals2SongError(f"the track has {' and '.join(p.name for p in found)}; keep one {stem} file", folder)
+    if found:
+        return found[0]
     raise Vocals2SongError(f"the track has no {stem}.wav; every track folder needs vocals and {stem} stems",
                            folder)
 
@@ -167,12 +169,16 @@ def load_pair(job: TrackJob, target: str, sr: int) -> dict[str, np.ndarray]:
     return stems
 
 
-def segment_bounds(nb_samples: int, segment_length: int, tail: str) -> list[tuple[int, int]]:
-    """(start, true length) of each segment; a short tail is kept (to be zero-padded) or dropped."""
+def segment_bounds(nb_samples: int, segment_length: int, tail: str, min_tail: float = 0.0) -> list[tuple[int, int]]:
+    """(start, true length) of each segment; a short tail is kept (to be zero-padded) or dropped.
+
+    With ``tail == "pad"``, a tail shorter than ``min_tail * segment_length`` is dropped too, unless it is the whole
+    track (a track shorter than that still gives one segment).
+    """
     nb_full = nb_samples // segment_length
     bounds = [(k * segment_length, segment_length) for k in range(nb_full)]
     rest = nb_samples - nb_full * segment_length
-    if rest > 0 and tail == "pad":
+    if rest > 0 and tail == "pad" and (rest >= min_tail * segment_length or nb_full == 0):
         bounds.append((nb_full * segment_length, rest))
     return bounds
 
@@ -204,7 +210,7 @@ def _encode_track(job, codec_cfg, data_cfg, out: Path, result: TrackResult) -> N
     ext = imagefile.EXTENSIONS[codec_cfg.container_name]
     segment_length = int(round(data_cfg.segment * codec_cfg.sr))
     nb_samples = len(next(iter(stems.values())))
-    for index, (start, length) in enumerate(segment_bounds(nb_samples, segment_length, data_cfg.tail)):
+    for index, (start, length) in enumerate(segment_bounds(nb_samples, segment_length, data_cfg.tail, data_cfg.min_tail)):
         chunks = {}
         for stem, y in stems.items():
             chunk = y[start: start + length]
@@ -238,7 +244,7 @@ def manifest_params(codec_cfg: CodecConfig, data_cfg: DatasetConfig) -> dict:
         "sr": codec_cfg.sr, "n_fft": codec_cfg.n_fft, "hop": codec_cfg.hop, "win": codec_cfg.win_length,
         "window": codec_cfg.window, "top_db": codec_cfg.top_db, "range_db": codec_cfg.magnitude_range_db,
         "segment": data_cfg.segment, "target": data_cfg.target, "tail": data_cfg.tail,
-        "min_vocals_db": data_cfg.min_vocals_db,
+        "min_tail": data_cfg.min_tail if data_cfg.tail == "pad" else None, "min_vocals_db": data_cfg.min_vocals_db,
     }
 
 
@@ -305,6 +311,7 @@ def sound2image(source: str | os.PathLike, out: str | os.PathLike, codec_cfg: Co
     todo = [j for j in jobs if not (j.name in tracks and tracks[j.name]["split"] == j.split
                                     and _complete(out, tracks[j.name], stem_names))]
     reused = len(jobs) - len(todo)
+    created = _missing_folders(out)
     out.mkdir(parents=True, exist_ok=True)
     done, failed = [], []
 
@@ -335,8 +342,31 @@ def sound2image(source: str | os.PathLike, out: str | os.PathLike, codec_cfg: Co
                 except BrokenProcessPool as exc:
                     raise Vocals2SongError(f"a worker process died ({exc}); out of memory? Rerun with fewer "
                                            "--workers: finished tracks are kept and the run resumes", out) from exc
+    if not tracks:  # nothing was encoded, now or before: leave nothing behind (no manifest, no empty folders)
+        for folder in created:
+            _remove_empty_tree(folder)
+        counts = {**{s: 0 for s in SPLITS}, "pairs": 0, "tracks": 0, "skipped_silent": 0}
+        return BatchSummary({"params": params, "counts": counts, "tracks": {}, "pairs": [], "skipped": []}, done,
+                            failed, reused)
     manifest = write_manifest(out, params, tracks)
     return BatchSummary(manifest, done, failed, reused)
+
+
+def _missing_folders(out: Path) -> list[Path]:
+    """``out`` and those of its parents that do not exist yet, outermost first."""
+    missing = [p for p in [out, *out.parents] if not p.exists()]
+    return missing[::-1][:1]
+
+
+def _remove_empty_tree(folder: Path) -> None:
+    """Remove ``folder`` if it holds nothing but empty folders."""
+    if not folder.is_dir():
+        return
+    for sub in sorted((p for p in folder.rglob("*")), key=lambda p: len(p.parts), reverse=True):
+        if sub.is_dir() and not any(sub.iterdir()):
+            sub.rmdir()
+    if not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _preload() -> None:
@@ -375,6 +405,10 @@ def describe(summary: BatchSummary) -> str:
     lone = c["pairs"] - c["train"] - c["valid"] - c["test"]  # segments of a lone audio file have no split
     if lone:
         return f"{lone} images from {c['tracks']} audio file; {len(summary.failed)} failed"
-    return (f"{c['pairs']} pairs from {c['tracks']} tracks (train {c['train']}, valid {c['valid']}, "
-            f"test {c['test']}); {c['skipped_silent']} silent segments skipped; {len(summary.done)} tracks encoded "
-            f"now, {summary.reused} already complete, {len(summary.failed)} failed")
+    def count(n: int, noun: str) -> str:
+        return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+    return (f"{count(c['pairs'], 'pair')} from {count(c['tracks'], 'track')} (train {c['train']}, valid {c['valid']}, "
+            f"test {c['test']}); {count(c['skipped_silent'], 'silent segment')} skipped; "
+            f"{count(len(summary.done), 'track')} encoded now, {summary.reused} already complete, "
+            f"{len(summary.failed)} failed")

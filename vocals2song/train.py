@@ -160,12 +160,40 @@ def _prepare_run(run: Path, resume: bool) -> None:
     run.mkdir(parents=True, exist_ok=True)
 
 
+def run_settings(run: str | os.PathLike) -> dict:
+    """The training settings RUN/config.json recorded (``TrainConfig`` fields, ``model`` the preset's name), so a
+    rerun needs no option repeated; {} when RUN is not a run yet (or its config is unreadable: `train` says so)."""
+    try:
+        config = json.loads((Path(run) / "config.json").read_text())
+        settings = {k: v for k, v in config["training"].items() if k in TrainConfig.__dataclass_fields__}
+        settings["model"] = config["model"]["preset"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return settings
+
+
 def _check_resume(old: dict, new: dict, run: Path) -> None:
-    changed = [k for k in FIXED_ON_RESUME if old.get(k) != new.get(k)]
-    if changed:
-        details = "; ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in changed)
-        raise Vocals2SongError(f"this run was trained with other settings ({details}); use a new RUN folder, "
-                               "or --no-resume to start this one over", run, usage=True)
+    """Refuse to resume with a model, codec or target other than the run's, saying which in words."""
+    differences = []
+    if old.get("model") != new.get("model"):
+        was, now = old.get("model", {}), new["model"]
+        named = [(flag, was.get(key, default), now.get(key))
+                 for flag, key, default in (("--model", "preset", None), ("--generator", "generator", "unet"),
+                                            ("--phase-repr", "phase_repr", "angle"))]
+        differences += [f"the run's model is {flag} {a}, this command's {flag} {b}" for flag, a, b in named if a != b]
+        if all(a == b for _, a, b in named):
+            differences.append(f"the sizes of --model {now['preset']} changed since the run was made")
+    if old.get("codec") != new.get("codec"):
+        keys = sorted(k for k in new["codec"] if old.get("codec", {}).get(k) != new["codec"][k])
+        differences.append("the run's images were " + ", ".join(f"{k} {old.get('codec', {}).get(k)}" for k in keys)
+                           + "; DATA's are " + ", ".join(f"{k} {new['codec'][k]}" for k in keys))
+    if old.get("target") != new.get("target"):
+        differences.append(f"the run learns to make the {old.get('target')}, DATA's targets are the {new['target']} "
+                           "(see --target-subdir)")
+    if differences:
+        raise Vocals2SongError(f"this run was trained with other settings: {'; '.join(differences)}. Leave the option "
+                               "out to continue the run as it was, use a new RUN folder, or --no-resume to start this "
+                               "one over", run, usage=True)
 
 
 # --- callbacks -------------------------------------------------------------------------------------
@@ -389,9 +417,10 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     nb_rows, nb_channels = pairs.info.nb_rows - 1, transforms.nb_net_channels(fmt, cfg.phase_repr)
     val = data_mod.fixed_tiles(pairs.valid, fmt, cfg.tile, cfg.val_tiles, cfg.phase_repr)
     config = _run_config(data, cfg, pairs, val[2], strategy_name, strategy.num_replicas_in_sync, nb_rows, nb_channels)
-    prior = _prior(pairs) if cfg.generator == "powersum-mean" else None
-    if prior is not None:
-        config["model"]["prior"] = prior
+    prior = None
+    if cfg.generator == "powersum-mean":  # the prior is part of what the weights learned on: a resume keeps it
+        recorded = read_run_config(run)["model"] if resume and (run / "config.json").is_file() else {}
+        prior = config["model"]["prior"] = recorded.get("prior") or _prior(pairs)
     if is_chief:
         _prepare_run(run, resume)
         if (run / "config.json").is_file():
