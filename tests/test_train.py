@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -177,11 +178,45 @@ def test_cli_train_writes_every_artefact(train_data, tmp_path, run_cli):
     assert "steps/s" in result.output and not list(run.rglob(".*.part*"))
 
 
-def test_resume_continues_the_history(train_data, tmp_path, run_cli):
+#: a fixed network input on which saved and restored networks must agree
+PROBE = np.random.default_rng(7).uniform(-1, 1, (1, ROWS, 64, 2)).astype(np.float32)
+
+
+def _model_state(gan) -> list[np.ndarray]:
+    """What a resume must bring back: both networks' outputs on PROBE (inference mode: BatchNorm statistics)
+    and every optimizer variable (step counters, Adam moments), in build order."""
+    return [np.asarray(gan.generator(PROBE, training=False)),
+            np.asarray(gan.discriminator([PROBE, PROBE], training=False)),
+            *[np.asarray(v) for v in gan.g_optimizer.variables], *[np.asarray(v) for v in gan.d_optimizer.variables]]
+
+
+def _capture_fit(monkeypatch) -> dict[str, list]:
+    """Make every `fit` record the GAN's state just before and just after it trains."""
+    from vocals2song.model import Pix2Pix
+
+    real_fit, states = Pix2Pix.fit, {"before": [], "after": []}
+
+    def fit(self, *args, **kwargs):
+        states["before"].append(_model_state(self))
+        result = real_fit(self, *args, **kwargs)
+        states["after"].append(_model_state(self))
+        return result
+
+    monkeypatch.setattr(Pix2Pix, "fit", fit)
+    return states
+
+
+def test_resume_continues_the_history(train_data, tmp_path, run_cli, monkeypatch):
     run = tmp_path / "run"
+    states = _capture_fit(monkeypatch)
     assert run_cli("train", train_data, run, "--steps", "4", *QUICK_TRAIN).exit_code == 0
     result = run_cli("train", train_data, run, "--steps", "8", *QUICK_TRAIN)
     assert result.exit_code == 0 and "from step 4" in result.output
+    # the resumed GAN is the saved one: same predictions of both networks, same optimizer slots and counters
+    saved, restored = states["after"][0], states["before"][1]
+    assert len(saved) == len(restored) > 2 and int(restored[2]) == 4  # g_optimizer.iterations
+    for a, b in zip(saved, restored):
+        np.testing.assert_array_equal(a, b)
     steps = [int(line.split(",")[0]) for line in (run / "history.csv").read_text().splitlines()[1:]]
     assert steps == [2, 4, 6, 8]
     assert json.loads((run / "config.json").read_text())["step"] == 8
@@ -189,6 +224,23 @@ def test_resume_continues_the_history(train_data, tmp_path, run_cli):
     assert again.exit_code == 0 and "already at step 8" in again.output
     other = run_cli("train", train_data, run, "--steps", "10", "--model", "small")
     assert other.exit_code == 2 and "other settings" in other.output
+
+
+def test_resume_refuses_a_checkpoint_that_lacks_an_object(train_data, tmp_path):
+    """A checkpoint without the generator (or any other object) must stop the resume, not start it afresh."""
+    from vocals2song.config import TrainConfig
+    from vocals2song.train import train
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(model="tiny", steps=2, log_every=2, checkpoint_every=2, sample_every=1000)
+    train(train_data, run, cfg, progress=False, log=lambda *a: None)
+    gan = build_pix2pix(ROWS, 2, MODELS["tiny"])
+    partial = tf.train.Checkpoint(discriminator=gan.discriminator, g_optimizer=gan.g_optimizer,
+                                  d_optimizer=gan.d_optimizer)
+    tf.train.CheckpointManager(partial, str(run / "checkpoints"), max_to_keep=5).save(checkpoint_number=3)
+    with pytest.raises(Vocals2SongError, match="does not hold all of this model") as err:
+        train(train_data, run, dataclasses.replace(cfg, steps=4), progress=False, log=lambda *a: None)
+    assert "ckpt-3" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_seed_layout_without_metadata(train_data, tmp_path, run_cli):
