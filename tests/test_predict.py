@@ -170,7 +170,34 @@ def test_accompaniment_model_adds_the_vocals(small_tree, tmp_path, run_cli):
     assert report["nb_items"] == 2 and set(report["baselines"]) == {"vocals_only", "mean_accompaniment"}
 
 
+def _untrained_and_blind(run):
+    """Two predictors that must lose to RUN's model: the same config untrained (seeded), and RUN's own generator
+    fed silence (magnitude at the floor, phase 0) whatever the vocals, i.e. a model that ignores its input."""
+    import dataclasses
+
+    import keras
+
+    from vocals2song.config import MODELS
+    from vocals2song.model import build_generator
+    from vocals2song.predict import load_predictor
+
+    trained = load_predictor(run)
+    model = trained.config["model"]
+    keras.utils.set_random_seed(0)
+    fresh = build_generator(model["nb_rows"], model["nb_channels"], MODELS[model["preset"]])
+
+    def blind(tiles):
+        silence = np.zeros_like(tiles)
+        silence[..., 0] = -1.0
+        return trained.generate(silence)
+
+    return (dataclasses.replace(trained, generate=lambda tiles: np.asarray(fresh(tiles, training=False))),
+            dataclasses.replace(trained, generate=blind))
+
+
 def test_evaluate_reports_every_metric_and_beats_vocals_only(trained_run, train_data, tmp_path, run_cli):
+    from vocals2song.evaluate import evaluate
+
     out = tmp_path / "report"
     result = run_cli("evaluate", trained_run, train_data, "--out", out)
     assert result.exit_code == 0, result.output
@@ -182,6 +209,12 @@ def test_evaluate_reports_every_metric_and_beats_vocals_only(trained_run, train_
     assert report["model"]["lsd"] < report["baselines"]["vocals_only"]["lsd"], report["model"]
     assert "| lsd (lower is better) |" in (out / "report.md").read_text()
     assert (out / "metrics.png").is_file() and len(list((out / "items").glob("*.png"))) == 3
+    # Training must show: the same items scored for the untrained model and for the trained one deaf to the vocals.
+    untrained, blind = (evaluate(trained_run, train_data, tmp_path / name, predictor=p)["model"]["lsd"]
+                        for name, p in zip(("untrained", "blind"), _untrained_and_blind(trained_run)))
+    lsd = report["model"]["lsd"]
+    print("EVAL", lsd, untrained, blind, report["baselines"])
+    assert lsd < untrained - 2.0 and lsd < blind - 2.0, (lsd, untrained, blind)
 
 
 def test_demo_runs_end_to_end(tmp_path, run_cli):
