@@ -170,9 +170,9 @@ def test_accompaniment_model_adds_the_vocals(small_tree, tmp_path, run_cli):
     assert report["nb_items"] == 2 and set(report["baselines"]) == {"vocals_only", "mean_accompaniment"}
 
 
-def _untrained_and_blind(run):
+def _untrained_and_deaf(run):
     """Two predictors that must lose to RUN's model: the same config untrained (seeded), and RUN's own generator
-    fed silence (magnitude at the floor, phase 0) whatever the vocals, i.e. a model that ignores its input."""
+    fed silence (magnitude at the floor, phase 0) whatever the vocals, i.e. a model deaf to its input."""
     import dataclasses
 
     import keras
@@ -186,13 +186,13 @@ def _untrained_and_blind(run):
     keras.utils.set_random_seed(0)
     fresh = build_generator(model["nb_rows"], model["nb_channels"], MODELS[model["preset"]])
 
-    def blind(tiles):
+    def deaf(tiles):
         silence = np.zeros_like(tiles)
         silence[..., 0] = -1.0
         return trained.generate(silence)
 
     return (dataclasses.replace(trained, generate=lambda tiles: np.asarray(fresh(tiles, training=False))),
-            dataclasses.replace(trained, generate=blind))
+            dataclasses.replace(trained, generate=deaf))
 
 
 def test_evaluate_reports_every_metric_and_beats_vocals_only(trained_run, train_data, tmp_path, run_cli):
@@ -209,12 +209,20 @@ def test_evaluate_reports_every_metric_and_beats_vocals_only(trained_run, train_
     assert report["model"]["lsd"] < report["baselines"]["vocals_only"]["lsd"], report["model"]
     assert "| lsd (lower is better) |" in (out / "report.md").read_text()
     assert (out / "metrics.png").is_file() and len(list((out / "items").glob("*.png"))) == 3
-    # Training must show: the same items scored for the untrained model and for the trained one deaf to the vocals.
-    untrained, blind = (evaluate(trained_run, train_data, tmp_path / name, predictor=p)["model"]["lsd"]
-                        for name, p in zip(("untrained", "blind"), _untrained_and_blind(trained_run)))
+    # Training must show: on the same items, the model beats the untrained model of its config and itself deaf to
+    # the vocals. Measured (lsd, dB): trained 29.3, untrained 31.4, deaf 33.3 (vocals_only 31.9).
+    untrained, deaf = (evaluate(trained_run, train_data, tmp_path / name, predictor=p)
+                       for name, p in zip(("untrained", "deaf"), _untrained_and_deaf(trained_run)))
     lsd = report["model"]["lsd"]
-    print("EVAL", lsd, untrained, blind, report["baselines"])
-    assert lsd < untrained - 2.0 and lsd < blind - 2.0, (lsd, untrained, blind)
+    assert lsd < untrained["model"]["lsd"] - 1.0 and lsd < deaf["model"]["lsd"] - 1.0, \
+        (lsd, untrained["model"], deaf["model"])
+    # The baselines do not depend on the model: the same scores whichever model is evaluated, and never the model's.
+    for other in (untrained, deaf):
+        for name, scores in report["baselines"].items():
+            assert other["baselines"][name] == pytest.approx(scores, rel=1e-6), name
+    for item, *others in zip(report["items"], untrained["items"], deaf["items"]):
+        for name in report["baselines"]:
+            assert item[name]["lsd"] not in {item["model"]["lsd"], *(o["model"]["lsd"] for o in others)}, name
 
 
 def test_demo_runs_end_to_end(tmp_path, run_cli):
