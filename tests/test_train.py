@@ -348,13 +348,69 @@ def test_two_workers_train_together(train_data, tmp_path):
     np.testing.assert_array_equal(generator.trainable_weights[0], chief["after0"])
 
 
-def test_learning_on_the_learnable_task(trained_run):
-    """Validation L1 of the tiny model falls to at most 0.7x its first value within a few hundred steps."""
+def _net_images(train_data, splits) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(vocals, mixture) network images, whole width, of every pair of ``splits``."""
+    return [(data_mod.load_net_image(f, "rgb8"), data_mod.load_net_image(train_data / split / "mixture" / f.name,
+                                                                          "rgb8"))
+            for split in splits for f in sorted((train_data / split / "vocals").iterdir())]
+
+
+def _magnitude_l1(trained_run, train_data) -> dict[str, dict[str, float]]:
+    """Magnitude-channel L1 on the training pairs and on the held-out ones (valid + test: 5 pairs of 2 unseen tracks)
+    of the trained model, the same model fed silence, a constant per-row median of the training targets (the best
+    constant under L1), all floor, and the vocals copied.
+
+    Magnitude only: the mixture's phase cannot be predicted from the vocals' magnitude outside the sung bins (every
+    predictor here scores 0.48 on it, the per-row median included).
+    """
+    from vocals2song.predict import apply_tiled
+
+    generator = keras.saving.load_model(trained_run / "generator.keras", compile=False)
+    train_images = _net_images(train_data, ("train",))
+    median = np.median(np.concatenate([y[..., 0] for _, y in train_images], axis=1), axis=1)[:, None, None]
+    silence = np.zeros((ROWS, 256, 2), np.float32)
+    silence[..., 0] = -1.0
+    predictors = {
+        "model": lambda x: apply_tiled(lambda t: np.asarray(generator(t, training=False)), x, 256),
+        "deaf": lambda x: apply_tiled(lambda t: np.asarray(generator(np.broadcast_to(silence, t.shape),
+                                                                      training=False)), x, 256),
+        "median": lambda x: np.broadcast_to(median, x.shape),
+        "floor": lambda x: np.full_like(x, -1.0),
+        "copy": lambda x: x,
+    }
+    scores = {}
+    for name, images in (("train", train_images), ("held_out", _net_images(train_data, ("valid", "test")))):
+        assert sum(x.shape[1] for x, _ in images) >= 10 * 256  # at least ten tiles' worth of frames
+        scores[name] = {k: float(np.mean([np.abs(f(x)[..., 0] - y[..., 0]).mean() for x, y in images]))
+                        for k, f in predictors.items()}
+    return scores
+
+
+def test_learning_on_the_learnable_task(trained_run, train_data):
+    """The trained model uses the vocals: on training and held-out pairs it beats itself deaf to the vocals, and
+    on held-out pairs it beats silence.
+
+    Measured (300 steps, magnitude L1, held-out): model 0.228-0.231, deaf 0.276, floor 0.271; on the training
+    pairs: model 0.229, deaf 0.277. The full claim, beating the best constant and the vocals copied, is the xfail
+    test below.
+    """
     from vocals2song.plots import read_history
 
-    val = [row["val_l1"] for row in read_history(trained_run / "history.csv")]
-    assert len(val) == 12 and json.loads((trained_run / "config.json").read_text())["step"] == 300
-    assert min(val[-3:]) <= 0.7 * val[0], val
+    rows = read_history(trained_run / "history.csv")
+    assert [r["step"] for r in rows] == list(range(25, 301, 25))
+    scores = _magnitude_l1(trained_run, train_data)
+    train, held_out = scores["train"], scores["held_out"]
+    assert train["model"] < train["deaf"] - 0.02, train
+    assert held_out["model"] < held_out["deaf"] - 0.02 and held_out["model"] < held_out["floor"] - 0.02, held_out
+
+
+@pytest.mark.xfail(strict=False, reason="the tiny model does not reliably beat what ignores the vocals: in 12 fresh "
+                   "runs (300-800 steps, lr 2e-4 or 1e-3, batch 1 or 4) its held-out magnitude L1 was 0.19-0.30, "
+                   "against 0.23 for a constant per-row median and 0.185 for the vocals copied (issue 11)")
+def test_learning_beats_what_ignores_the_vocals(trained_run, train_data):
+    """What "it learns" means in full: on held-out pairs, better than the best constant and than the vocals alone."""
+    held_out = _magnitude_l1(trained_run, train_data)["held_out"]
+    assert held_out["model"] < held_out["median"] - 0.02 and held_out["model"] < held_out["copy"] - 0.01, held_out
 
 
 def test_gpu_options_do_no_harm_on_a_cpu(train_data, tmp_path, run_cli):
