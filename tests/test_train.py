@@ -342,7 +342,8 @@ def test_two_workers_train_together(train_data, tmp_path):
     assert chief.files == other.files and len(chief.files) > 20
     for name in chief.files:
         np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
-    trained = [n for n in chief.files if n.startswith("after") and not np.array_equal(chief[n], chief["before" + n[5:]])]
+    trained = [n for n in chief.files
+               if n.startswith("after") and not np.array_equal(chief[n], chief["before" + n[len("after"):]])]
     assert len(trained) > len(chief.files) // 4  # the weights did move: 4 steps trained them
     generator = keras.saving.load_model(run / "generator.keras", compile=False)  # the chief's file, at step 4
     np.testing.assert_array_equal(generator.trainable_weights[0], chief["after0"])
