@@ -14,7 +14,7 @@ from conftest import SR, VALID_TRACK, files_bytes
 from vocals2song import audio, codec, imagefile
 from vocals2song.config import CodecConfig, DatasetConfig
 from vocals2song.sound2image import encode_track as _encode_track
-from vocals2song.sound2image import sound2image
+from vocals2song.sound2image import sound2image, write_manifest
 from vocals2song.synth import make_musdb_tree, write_track, synth_stems
 
 SEG = ["--segment", "2"]
@@ -81,10 +81,13 @@ def test_resume_after_interrupted_run(small_tree, tmp_path, run_cli):
     # Simulate a run killed mid-track: one image gone, a temporary file left behind, the manifest older.
     (out / "train/mixture/A - One__001.png").unlink()
     (out / "train/mixture/.A - One__001.x.part.png").write_bytes(b"half")
+    manifest = json.loads((out / "dataset.json").read_text())  # as written when the two other tracks finished
+    write_manifest(out, manifest["params"], {n: t for n, t in manifest["tracks"].items() if n != "A - One"})
+    assert json.loads((out / "dataset.json").read_text())["counts"]["pairs"] == manifest["counts"]["pairs"] - 3
     result = run_cli("sound2image", small_tree, out, *SEG)
     assert result.exit_code == 0 and "1 track encoded now, 2 already complete" in result.output
     (out / "train/mixture/.A - One__001.x.part.png").unlink()
-    assert files_bytes(out) == complete
+    assert files_bytes(out) == complete  # the images and dataset.json, whose A - One records are back
 
 
 def test_changed_parameters_are_refused(small_tree, tmp_path, run_cli):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -177,11 +178,45 @@ def test_cli_train_writes_every_artefact(train_data, tmp_path, run_cli):
     assert "steps/s" in result.output and not list(run.rglob(".*.part*"))
 
 
-def test_resume_continues_the_history(train_data, tmp_path, run_cli):
+#: a fixed network input on which saved and restored networks must agree
+PROBE = np.random.default_rng(7).uniform(-1, 1, (1, ROWS, 64, 2)).astype(np.float32)
+
+
+def _model_state(gan) -> list[np.ndarray]:
+    """What a resume must bring back: both networks' outputs on PROBE (inference mode: BatchNorm statistics)
+    and every optimizer variable (step counters, Adam moments), in build order."""
+    return [np.asarray(gan.generator(PROBE, training=False)),
+            np.asarray(gan.discriminator([PROBE, PROBE], training=False)),
+            *[np.asarray(v) for v in gan.g_optimizer.variables], *[np.asarray(v) for v in gan.d_optimizer.variables]]
+
+
+def _capture_fit(monkeypatch) -> dict[str, list]:
+    """Make every `fit` record the GAN's state just before and just after it trains."""
+    from vocals2song.model import Pix2Pix
+
+    real_fit, states = Pix2Pix.fit, {"before": [], "after": []}
+
+    def fit(self, *args, **kwargs):
+        states["before"].append(_model_state(self))
+        result = real_fit(self, *args, **kwargs)
+        states["after"].append(_model_state(self))
+        return result
+
+    monkeypatch.setattr(Pix2Pix, "fit", fit)
+    return states
+
+
+def test_resume_continues_the_history(train_data, tmp_path, run_cli, monkeypatch):
     run = tmp_path / "run"
+    states = _capture_fit(monkeypatch)
     assert run_cli("train", train_data, run, "--steps", "4", *QUICK_TRAIN).exit_code == 0
     result = run_cli("train", train_data, run, "--steps", "8", *QUICK_TRAIN)
     assert result.exit_code == 0 and "from step 4" in result.output
+    # the resumed GAN is the saved one: same predictions of both networks, same optimizer slots and counters
+    saved, restored = states["after"][0], states["before"][1]
+    assert len(saved) == len(restored) > 2 and int(restored[2]) == 4  # g_optimizer.iterations
+    for a, b in zip(saved, restored):
+        np.testing.assert_array_equal(a, b)
     steps = [int(line.split(",")[0]) for line in (run / "history.csv").read_text().splitlines()[1:]]
     assert steps == [2, 4, 6, 8]
     assert json.loads((run / "config.json").read_text())["step"] == 8
@@ -189,6 +224,23 @@ def test_resume_continues_the_history(train_data, tmp_path, run_cli):
     assert again.exit_code == 0 and "already at step 8" in again.output
     other = run_cli("train", train_data, run, "--steps", "10", "--model", "small")
     assert other.exit_code == 2 and "other settings" in other.output
+
+
+def test_resume_refuses_a_checkpoint_that_lacks_an_object(train_data, tmp_path):
+    """A checkpoint without the generator (or any other object) must stop the resume, not start it afresh."""
+    from vocals2song.config import TrainConfig
+    from vocals2song.train import train
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(model="tiny", steps=2, log_every=2, checkpoint_every=2, sample_every=1000)
+    train(train_data, run, cfg, progress=False, log=lambda *a: None)
+    gan = build_pix2pix(ROWS, 2, MODELS["tiny"])
+    partial = tf.train.Checkpoint(discriminator=gan.discriminator, g_optimizer=gan.g_optimizer,
+                                  d_optimizer=gan.d_optimizer)
+    tf.train.CheckpointManager(partial, str(run / "checkpoints"), max_to_keep=5).save(checkpoint_number=3)
+    with pytest.raises(Vocals2SongError, match="does not hold all of this model") as err:
+        train(train_data, run, dataclasses.replace(cfg, steps=4), progress=False, log=lambda *a: None)
+    assert "ckpt-3" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_seed_layout_without_metadata(train_data, tmp_path, run_cli):
@@ -249,32 +301,117 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+#: `vocals2song train` that also saves the GAN's trainable weights before and after `fit` to argv[1] (.npz)
+WORKER_SCRIPT = """
+import sys
+import numpy as np
+import vocals2song.model as model_mod
+from vocals2song.cli import main
+real_fit = model_mod.Pix2Pix.fit
+def weights(gan, when):
+    variables = gan.generator.trainable_weights + gan.discriminator.trainable_weights
+    return {f"{when}{i}": np.asarray(v) for i, v in enumerate(variables)}
+def fit(self, *args, **kwargs):
+    before = weights(self, "before")
+    result = real_fit(self, *args, **kwargs)
+    np.savez(sys.argv[1], **before, **weights(self, "after"))
+    return result
+model_mod.Pix2Pix.fit = fit
+main(sys.argv[2:])
+"""
+
+
 def test_two_workers_train_together(train_data, tmp_path):
     cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
     run = tmp_path / "run"
     procs = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen(_train_cmd(train_data, run, "--steps", "4"), env=env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        cmd = [sys.executable, "-c", WORKER_SCRIPT, str(tmp_path / f"worker{index}.npz"),
+               *_train_cmd(train_data, run, "--steps", "4")[3:]]
+        procs.append(subprocess.Popen(cmd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert all("MultiWorkerMirroredStrategy (2 workers)" in out for out in outputs)
     config = json.loads((run / "config.json").read_text())
     assert config["step"] == 4 and config["strategy"]["replicas"] == 2
     assert (run / "generator.keras").is_file() and list((run / "checkpoints").glob("ckpt-4.index"))
-    # both workers saw the same synchronised losses
-    finals = [line for out in outputs for line in out.splitlines() if line.startswith("step 4/4")]
-    assert len(finals) == 2 and finals[0].split("|")[0] == finals[1].split("|")[0]
+    # Synchronous training: after 4 steps on different data, both workers hold the very same trainable weights.
+    # (BatchNorm's moving statistics are each worker's own: they differ, and the chief's are the ones saved.)
+    chief, other = (np.load(tmp_path / f"worker{index}.npz") for index in range(2))
+    assert chief.files == other.files and len(chief.files) > 20
+    for name in chief.files:
+        np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
+    trained = [n for n in chief.files
+               if n.startswith("after") and not np.array_equal(chief[n], chief["before" + n[len("after"):]])]
+    assert len(trained) > len(chief.files) // 4  # the weights did move: 4 steps trained them
+    generator = keras.saving.load_model(run / "generator.keras", compile=False)  # the chief's file, at step 4
+    np.testing.assert_array_equal(generator.trainable_weights[0], chief["after0"])
 
 
-def test_learning_on_the_learnable_task(trained_run):
-    """Validation L1 of the tiny model falls to at most 0.7x its first value within a few hundred steps."""
+def _net_images(train_data, splits) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(vocals, mixture) network images, whole width, of every pair of ``splits``."""
+    return [(data_mod.load_net_image(f, "rgb8"), data_mod.load_net_image(train_data / split / "mixture" / f.name,
+                                                                          "rgb8"))
+            for split in splits for f in sorted((train_data / split / "vocals").iterdir())]
+
+
+@pytest.fixture(scope="module")
+def magnitude_l1(trained_run, train_data) -> dict[str, dict[str, float]]:
+    """Magnitude-channel L1 on the training pairs and on the held-out ones (valid + test: 5 pairs of 2 unseen tracks)
+    of the trained model, the same model fed silence, a constant per-row median of the training targets (the best
+    constant under L1), all floor, and the vocals copied.
+
+    Magnitude only: the mixture's phase cannot be predicted from the vocals' magnitude outside the sung bins (every
+    predictor here scores 0.48 on it, the per-row median included).
+    """
+    from vocals2song.predict import apply_tiled
+
+    generator = keras.saving.load_model(trained_run / "generator.keras", compile=False)
+    train_images = _net_images(train_data, ("train",))
+    median = np.median(np.concatenate([y[..., 0] for _, y in train_images], axis=1), axis=1)[:, None, None]
+    silence = np.zeros((ROWS, 256, 2), np.float32)
+    silence[..., 0] = -1.0
+    predictors = {
+        "model": lambda x: apply_tiled(lambda t: np.asarray(generator(t, training=False)), x, 256),
+        "deaf": lambda x: apply_tiled(lambda t: np.asarray(generator(np.broadcast_to(silence, t.shape),
+                                                                      training=False)), x, 256),
+        "median": lambda x: np.broadcast_to(median, x.shape),
+        "floor": lambda x: np.full_like(x, -1.0),
+        "copy": lambda x: x,
+    }
+    scores = {}
+    for name, images in (("train", train_images), ("held_out", _net_images(train_data, ("valid", "test")))):
+        assert sum(x.shape[1] for x, _ in images) >= 10 * 256  # at least ten tiles' worth of frames
+        scores[name] = {k: float(np.mean([np.abs(f(x)[..., 0] - y[..., 0]).mean() for x, y in images]))
+                        for k, f in predictors.items()}
+    return scores
+
+
+def test_learning_on_the_learnable_task(trained_run, magnitude_l1):
+    """The trained model uses the vocals: on training and held-out pairs it beats itself deaf to the vocals, and
+    on held-out pairs it beats silence.
+
+    Measured (300 steps, magnitude L1, held-out): model 0.228-0.231, deaf 0.276, floor 0.271; on the training
+    pairs: model 0.229, deaf 0.277. The full claim, beating the best constant and the vocals copied, is the xfail
+    test below.
+    """
     from vocals2song.plots import read_history
 
-    val = [row["val_l1"] for row in read_history(trained_run / "history.csv")]
-    assert len(val) == 12 and json.loads((trained_run / "config.json").read_text())["step"] == 300
-    assert min(val[-3:]) <= 0.7 * val[0], val
+    rows = read_history(trained_run / "history.csv")
+    assert [r["step"] for r in rows] == list(range(25, 301, 25))
+    train, held_out = magnitude_l1["train"], magnitude_l1["held_out"]
+    assert train["model"] < train["deaf"] - 0.02, train
+    assert held_out["model"] < held_out["deaf"] - 0.02 and held_out["model"] < held_out["floor"] - 0.02, held_out
+
+
+@pytest.mark.xfail(strict=False, reason="the tiny model does not reliably beat what ignores the vocals: in 12 fresh "
+                   "runs (300-800 steps, lr 2e-4 or 1e-3, batch 1 or 4) its held-out magnitude L1 was 0.19-0.30, "
+                   "against 0.23 for a constant per-row median and 0.185 for the vocals copied (issue 11)")
+def test_learning_beats_what_ignores_the_vocals(magnitude_l1):
+    """What "it learns" means in full: on held-out pairs, better than the best constant and than the vocals alone."""
+    held_out = magnitude_l1["held_out"]
+    assert held_out["model"] < held_out["median"] - 0.02 and held_out["model"] < held_out["copy"] - 0.01, held_out
 
 
 def test_gpu_options_do_no_harm_on_a_cpu(train_data, tmp_path, run_cli):

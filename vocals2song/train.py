@@ -436,7 +436,12 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=cfg.keep_checkpoints)
     start = 0
     if resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        try:  # every network and optimizer must come back: a missing one would resume from fresh weights
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except AssertionError as exc:
+            raise Vocals2SongError(f"the checkpoint does not hold all of this model ({str(exc).split('.')[0]}); "
+                                   "use a new RUN folder, or --no-resume to start this one over",
+                                   manager.latest_checkpoint, usage=True) from exc
         start = int(gan.g_optimizer.iterations.numpy())
     if is_chief:
         _drop_partial_row(run / "history.csv")
