@@ -29,6 +29,7 @@ VARIANTS: dict[str, list[str]] = {
     "published": ["--generator", "unet", "--phase-repr", "angle"],
     "powersum": ["--generator", "powersum", "--phase-repr", "none"],
     "powersum-mean": ["--generator", "powersum-mean", "--phase-repr", "none"],
+    "powersum-mean-lr5e-5": ["--generator", "powersum-mean", "--phase-repr", "none", "--lr", "5e-5"],
     "powersum-mean-lsgan": ["--generator", "powersum-mean", "--phase-repr", "none", "--gan-loss", "lsgan"],
     "powersum-lsgan": ["--generator", "powersum", "--phase-repr", "none", "--gan-loss", "lsgan"],
     "powersum-l1x10": ["--generator", "powersum", "--phase-repr", "none", "--lambda-l1", "1000"],
