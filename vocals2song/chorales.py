@@ -50,8 +50,10 @@ RENDER_VERSION = 1
 PARTS = ("Soprano", "Alto", "Tenor", "Bass")
 STEMS = ("vocals", "drums", "bass", "other", "mixture")
 ARTIST = "Bach"
-#: soprano intervals (repeated notes removed) that identify a tune
-FINGERPRINT_INTERVALS = 8
+#: chorales whose sopranos open with the same intervals (repeated notes removed) are one tune ...
+OPENING_INTERVALS = 6
+#: ... and so are chorales whose sopranos share this many successive intervals anywhere
+SHARED_RUN_INTERVALS = 16
 #: shares of the tracks in test and valid; train gets the rest
 SPLIT_SHARES = (("test", 0.1), ("valid", 0.1))
 #: the mixture's peak after normalisation (-1 dBFS), so the 16-bit sum of the stems cannot clip
@@ -71,18 +73,18 @@ BASS_PROGRAMS = {"acoustic_bass": (32, -12), "finger_bass": (33, -12), "fretless
 
 @dataclass(frozen=True)
 class Chorale:
-    """One four-part chorale of the corpus: its track name, corpus path and soprano fingerprint."""
+    """One four-part chorale of the corpus: its track name, corpus path and soprano melody."""
 
     name: str
     source: str  # path relative to music21's corpus folder, e.g. "bach/bwv104.6.mxl"
-    tune: str  # the fingerprint: the first soprano intervals in semitones, e.g. "+2+2+1+2-2-1-2+2"
+    intervals: tuple[int, ...]  # the soprano's intervals in semitones between successive different pitches
 
 
 @dataclass(frozen=True)
 class TrackPlan:
     name: str
     source: str
-    tune: str
+    tune: str  # the tune group: the name of its first chorale
     split: str  # train | valid | test (valid tracks are written under train/)
     settings: dict = field(default_factory=dict, hash=False, compare=False)
 
@@ -113,16 +115,18 @@ def track_name(source: str) -> str:
     return f"{ARTIST} - BWV {stem[3:] if stem.lower().startswith('bwv') else stem}"
 
 
-def soprano_fingerprint(pitches: list[int], nb_intervals: int = FINGERPRINT_INTERVALS) -> str:
-    """Transposition-invariant: the first intervals between successive different pitches."""
-    steps = [b - a for a, b in zip(pitches, pitches[1:]) if b != a]
-    return "".join(f"{s:+d}" for s in steps[:nb_intervals])
+def soprano_intervals(score) -> tuple[int, ...]:
+    """Transposition-invariant melody: the soprano's intervals between successive different pitches (ties
+    merged, grace notes left out, repeats as written)."""
+    pitches = [n.pitches[0].midi for n in score.parts[0].stripTies().flatten().notes if not n.duration.isGrace]
+    return tuple(b - a for a, b in zip(pitches, pitches[1:]) if b != a)
 
 
-@functools.lru_cache(maxsize=1)
-def corpus_chorales() -> tuple[Chorale, ...]:
-    """The four-part (Soprano, Alto, Tenor, Bass) Bach chorales of music21's corpus, loaded by full path
-    (a short name such as ``bach/bwv112.5`` can load a 7-part variant). Sorted by name."""
+def build_index() -> dict:
+    """Scan music21's corpus (about 1 min the first time, then music21's cache): the four-part (Soprano, Alto,
+    Tenor, Bass) Bach chorales and their soprano intervals, loaded by full path (a short name such as
+    ``bach/bwv112.5`` can load a 7-part variant). `scripts/make_chorale_index.py` writes it to `INDEX`."""
+    import music21
     from music21 import corpus
 
     root = _corpus_root()
@@ -131,14 +135,25 @@ def corpus_chorales() -> tuple[Chorale, ...]:
         score = corpus.parse(path)
         if tuple(p.partName for p in score.parts) != PARTS:
             continue
-        soprano = [n.pitches[0].midi for n in score.parts[0].stripTies().flatten().notes if not n.duration.isGrace]
         source = Path(path).relative_to(root).as_posix()
-        chorales.append(Chorale(track_name(source), source, soprano_fingerprint(soprano)))
-    names = [c.name for c in chorales]
-    if len(set(names)) != len(names):
-        raise Vocals2SongError("two chorales of music21's corpus map to one track name; this music21 version "
-                               "is not supported")
-    return tuple(sorted(chorales, key=lambda c: _natural_key(c.name)))
+        chorales.append({"name": track_name(source), "source": source,
+                         "soprano": " ".join(f"{i:+d}" for i in soprano_intervals(score))})
+    chorales.sort(key=lambda c: _natural_key(c["name"]))
+    if len({c["name"] for c in chorales}) != len(chorales):
+        raise Vocals2SongError("two chorales of music21's corpus map to one track name")
+    return {"music21": music21.__version__, "parts": list(PARTS), "chorales": chorales}
+
+
+#: the corpus facts, made by `build_index` (scripts/make_chorale_index.py), so a run need not parse 410 scores
+INDEX = Path(__file__).with_name("chorale_index.json")
+
+
+@functools.lru_cache(maxsize=1)
+def corpus_chorales() -> tuple[Chorale, ...]:
+    """The 365 four-part chorales, in BWV order, from the shipped index."""
+    index = json.loads(INDEX.read_text())
+    return tuple(Chorale(c["name"], c["source"], tuple(int(i) for i in c["soprano"].split()))
+                 for c in index["chorales"])
 
 
 def _natural_key(name: str) -> tuple:
@@ -151,12 +166,40 @@ def _hash(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
 
 
-def assign_splits(chorales: tuple[Chorale, ...] | list[Chorale]) -> dict[str, str]:
-    """Track name -> split. Chorales sharing a tune share a split. Groups are taken in an order hashed from
-    their fingerprint: test fills to its share of the tracks first, then valid; train gets the rest."""
-    groups: dict[str, list[str]] = {}
+def tune_groups(chorales: tuple[Chorale, ...] | list[Chorale]) -> dict[str, str]:
+    """Track name -> its tune group (the group's first name in BWV order). Two chorales are one tune when
+    their soprano openings match (the first `OPENING_INTERVALS` intervals) or when their sopranos share a
+    run of `SHARED_RUN_INTERVALS` intervals anywhere (a variant opening, an ornament). Groups are the
+    connected components, so a chain of such matches is one group: safe against leakage, at the cost of
+    merging a few different tunes."""
+    parent = {c.name: c.name for c in chorales}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    keys: dict[tuple, str] = {}
     for c in chorales:
-        groups.setdefault(c.tune, []).append(c.name)
+        runs = [("run", c.intervals[i: i + SHARED_RUN_INTERVALS])
+                for i in range(len(c.intervals) - SHARED_RUN_INTERVALS + 1)]
+        for key in [("opening", c.intervals[:OPENING_INTERVALS])] + runs:
+            if key in keys:
+                a, b = find(keys[key]), find(c.name)
+                if a != b:
+                    parent[max(a, b, key=_natural_key)] = min(a, b, key=_natural_key)
+            else:
+                keys[key] = c.name
+    return {c.name: find(c.name) for c in chorales}
+
+
+def assign_splits(chorales: tuple[Chorale, ...] | list[Chorale]) -> dict[str, str]:
+    """Track name -> split. Chorales of one tune share a split. Tune groups are taken in an order hashed
+    from their name: test fills to its share of the tracks first, then valid; train gets the rest."""
+    groups: dict[str, list[str]] = {}
+    for name, tune in tune_groups(chorales).items():
+        groups.setdefault(tune, []).append(name)
     targets = {split: share * len(chorales) for split, share in SPLIT_SHARES}
     filled = dict.fromkeys(targets, 0)
     splits = {}
@@ -218,8 +261,8 @@ def plan_tracks(limit: int | None = None) -> list[TrackPlan]:
     """Every track to render, with its split and settings. The splits are decided on the whole corpus, so a
     track keeps its split whatever ``limit`` is."""
     chorales = corpus_chorales()
-    splits = assign_splits(chorales)
-    plans = [TrackPlan(c.name, c.source, c.tune, splits[c.name], track_settings(c.name)) for c in chorales]
+    splits, tunes = assign_splits(chorales), tune_groups(chorales)
+    plans = [TrackPlan(c.name, c.source, tunes[c.name], splits[c.name], track_settings(c.name)) for c in chorales]
     return select(plans, limit)
 
 
@@ -229,12 +272,17 @@ LEAD_IN_S = 0.25  # silence before the first note
 TAIL_S = 1.5  # after the last note-off, for the release
 
 
-def score_notes(source: str) -> tuple[dict[str, list[tuple[float, float, int]]], list[float]]:
+def score_notes(chorale: Chorale) -> tuple[dict[str, list[tuple[float, float, int]]], list[float]]:
     """Notes of each part as (onset, duration) in quarter notes and MIDI pitch, repeats expanded, ties merged,
     grace notes and rests left out; and the quarter-note times where a fermata note ends."""
     from music21 import corpus, expressions
+    import music21
 
-    score = corpus.parse(_corpus_root() / source)
+    score = corpus.parse(_corpus_root() / chorale.source)
+    if tuple(p.partName for p in score.parts) != PARTS or soprano_intervals(score) != chorale.intervals:
+        raise Vocals2SongError(f"differs from the chorale index {INDEX.name} (made with another music21 than "
+                               f"{music21.__version__}); rebuild it: python scripts/make_chorale_index.py",
+                               _corpus_root() / chorale.source)
     with contextlib.suppress(Exception):  # a few scores have repeat marks music21 cannot expand: play as written
         score = score.expandRepeats()
     parts: dict[str, list[tuple[float, float, int]]] = {}
@@ -289,7 +337,7 @@ def _program(part: str, name: str) -> int:
 
 def render_stems(plan: TrackPlan, cfg: ChoralesConfig) -> dict[str, np.ndarray]:
     """The five stems as int16 ``(nb_samples, 2)``; mixture is the exact sum of the other four."""
-    parts, fermatas = score_notes(plan.source)
+    parts, fermatas = score_notes(next(c for c in corpus_chorales() if c.name == plan.name))
     s = plan.settings
     notes, nb_samples = note_events(parts, fermatas, s, cfg.sr)
     rendered = {part: fluidsynth.render_part(notes[part], nb_samples, cfg.soundfont, cfg.sr,
