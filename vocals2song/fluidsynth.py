@@ -88,8 +88,12 @@ def check_soundfont(soundfont: str | os.PathLike) -> Path:
     if not path.is_file():
         raise Vocals2SongError(f"no such SoundFont; install the default one with `{INSTALL_HINT}` or give "
                                "--soundfont FILE.sf2", path)
+    with open(path, "rb") as f:
+        header = f.read(12)
+    # Checked here first: handed other files, FluidSynth's DLS loader prints glib warnings of its own.
+    is_sf2 = header[:4] == b"RIFF" and header[8:12].lower() == b"sfbk"
     with _Synth(44100) as synth:
-        if synth.load(path) < 0:
+        if not is_sf2 or synth.load(path) < 0:
             raise Vocals2SongError(f"FluidSynth cannot load this as a SoundFont (.sf2); give another --soundfont "
                                    f"or install the default one with `{INSTALL_HINT}`", path)
     return path
