@@ -112,6 +112,8 @@ def test_resume_after_kill_writes_the_same_bytes(tree, tmp_path):
     done = json.loads((out / "chorales.json").read_text())["counts"]["rendered"]
     assert 0 <= done < 3
     assert len(list(out.glob("*/*/mixture.wav"))) < 3
+    # what a kill in the middle of a write leaves behind (atomic_path's temporary file)
+    (next(out.glob("*/*/mixture.wav")).parent / ".other.k1ll3d.part.wav").write_bytes(b"RIFF")
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "already complete" in result.stdout

@@ -39,7 +39,7 @@ import numpy as np
 from vocals2song import fluidsynth
 from vocals2song.config import ChoralesConfig
 from vocals2song.errors import Vocals2SongError
-from vocals2song.files import atomic_path, write_bytes_atomic
+from vocals2song.files import atomic_path, is_partial, write_bytes_atomic
 from vocals2song.sound2image import MUSDB_SETUP_FILE
 
 MANIFEST = "chorales.json"
@@ -275,8 +275,8 @@ TAIL_S = 1.5  # after the last note-off, for the release
 def score_notes(chorale: Chorale) -> tuple[dict[str, list[tuple[float, float, int]]], list[float]]:
     """Notes of each part as (onset, duration) in quarter notes and MIDI pitch, repeats expanded, ties merged,
     grace notes and rests left out; and the quarter-note times where a fermata note ends."""
-    from music21 import corpus, expressions
     import music21
+    from music21 import corpus, expressions
 
     score = corpus.parse(_corpus_root() / chorale.source)
     if tuple(p.partName for p in score.parts) != PARTS or soprano_intervals(score) != chorale.intervals:
@@ -487,6 +487,9 @@ def render_chorales(out: str | os.PathLike, cfg: ChoralesConfig | None = None,
     todo = [p for p in plans if p.name not in done_info]
     reused = len(plans) - len(todo)
     out.mkdir(parents=True, exist_ok=True)
+    for partial in out.glob("*/*/.*.part.wav"):  # left by a killed run (atomic_path's temporary files)
+        if is_partial(partial):
+            partial.unlink()
     write_setup_file(out, plans, cfg.sr)
     manifest = write_manifest(out, params, plans, done_info, soundfont)
     done, failed = [], []
