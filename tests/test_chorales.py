@@ -131,6 +131,10 @@ def test_sound2image_reads_the_tree(tree, tmp_path, run_cli):
     for name, t in manifest["tracks"].items():
         assert t["split"] == tracks[name]["split"]  # the chorales' valid track goes to valid/
     assert all(manifest["counts"][s] > 0 for s in ("train", "valid", "test"))
+    from vocals2song.sound2image import find_tracks
+
+    valid = next(n for n, t in tracks.items() if t["split"] == "valid")
+    assert [j.split for j in find_tracks(tree / "train" / valid)] == ["valid"]  # one track folder alone too
 
 
 def test_bad_soundfont_is_one_line(tmp_path, run_cli):
