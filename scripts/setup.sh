@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything vocals2song needs on a fresh Debian/Ubuntu machine with Python 3.10+:
-# ffmpeg (musdb's import needs ffmpeg and ffprobe), chromium (only for the listening-page browser test), a virtual
-# environment in .venv (about 2.7 GB, TensorFlow 1.9 GB of it), and the package with its test extra.
+# ffmpeg (musdb's import needs ffmpeg and ffprobe), FluidSynth and a General MIDI SoundFont (for `vocals2song
+# chorales` and the demo), chromium (only for the listening-page browser test), a virtual environment in .venv
+# (about 2.7 GB, TensorFlow 1.9 GB of it), and the package with its test extra.
 # Safe to rerun: it skips what is already there. pip's full output goes to .venv/setup.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,13 @@ elif [ -n "${VOCALS2SONG_NO_CHROMIUM:-}" ]; then
   say "chromium: not installed (VOCALS2SONG_NO_CHROMIUM is set); the browser test will be skipped"
 elif ! apt_install chromium; then
   say "chromium: could not be installed; the browser test will be skipped (everything else works)"
+fi
+
+# `vocals2song chorales` renders with libfluidsynth (package fluidsynth) and the FluidR3_GM SoundFont.
+if ! command -v fluidsynth >/dev/null 2>&1 || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then
+  apt_install fluidsynth fluid-soundfont-gm
+else
+  say "fluidsynth and FluidR3_GM: found"
 fi
 
 PYTHON="${PYTHON:-python3}"

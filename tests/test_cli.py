@@ -15,7 +15,7 @@ from vocals2song import audio
 SEG = ["--segment", "2"]
 
 
-@pytest.mark.parametrize("command", ["sound2image", "image2sound", "train", "predict", "evaluate", "demo"])
+@pytest.mark.parametrize("command", ["sound2image", "image2sound", "train", "predict", "evaluate", "chorales", "demo"])
 def test_help_has_examples(run_cli, command):
     result = run_cli(command, "--help")
     assert result.exit_code == 0

@@ -76,6 +76,16 @@ class DatasetConfig:
 
 
 @dataclass(frozen=True)
+class ChoralesConfig:
+    """How `chorales` renders the Bach chorales. ``limit``: how many (None: all 365)."""
+
+    sr: int = 44100
+    soundfont: str = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # Debian's fluid-soundfont-gm
+    limit: int | None = None
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """pix2pix network sizes. Filters double per level from ``*_filters`` up to ``*_max_filters``."""
 

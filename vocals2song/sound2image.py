@@ -35,6 +35,8 @@ MANIFEST = "dataset.json"
 ACCOMPANIMENT_STEMS = ("drums", "bass", "other")
 #: stream order inside a MUSDB18 .stem.mp4 (musdb's mus.yaml, `stem_ids`)
 STEM_IDS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
+#: a musdb setup file in a root (musdb.DB's ``setup_file``) overrides musdb's list of validation tracks
+MUSDB_SETUP_FILE = "mus.yaml"
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,17 @@ class TrackResult:
 
 # --- finding the tracks ------------------------------------------------------------------------------
 
-def validation_tracks() -> frozenset[str]:
-    """musdb's own list of the `train` tracks that form the validation split."""
+def validation_tracks(root: Path | None = None) -> frozenset[str]:
+    """The `train` tracks that form the validation split: from ROOT's own musdb setup file when it has one
+    (`chorales` writes one), else musdb's list for MUSDB18."""
     import musdb
     import yaml
 
-    with open(Path(musdb.__file__).parent / "configs" / "mus.yaml") as f:
-        return frozenset(yaml.safe_load(f)["validation_tracks"])
+    path = Path(musdb.__file__).parent / "configs" / "mus.yaml"
+    if root is not None and (root / MUSDB_SETUP_FILE).is_file():
+        path = root / MUSDB_SETUP_FILE
+    with open(path) as f:
+        return frozenset(yaml.safe_load(f).get("validation_tracks") or ())
 
 
 def _split_of(name: str, subset: str, valid: frozenset[str]) -> str:
@@ -86,16 +92,18 @@ def find_tracks(source: str | os.PathLike, subsets: tuple[str, ...] = ("train", 
         if source.name.endswith(".stem.mp4"):
             name = source.name[: -len(".stem.mp4")]
             subset = source.parent.name if source.parent.name in ("train", "test") else "train"
-            return [TrackJob(name, _split_of(name, subset, validation_tracks()), "stem", str(source))]
+            valid = validation_tracks(source.parent.parent if subset == source.parent.name else None)
+            return [TrackJob(name, _split_of(name, subset, valid), "stem", str(source))]
         return [TrackJob(source.stem, "", "file", str(source))]
     if _is_track_folder(source):
         subset = source.parent.name if source.parent.name in ("train", "test") else "train"
-        return [TrackJob(source.name, _split_of(source.name, subset, validation_tracks()), "wav", str(source))]
+        valid = validation_tracks(source.parent.parent if subset == source.parent.name else None)
+        return [TrackJob(source.name, _split_of(source.name, subset, valid), "wav", str(source))]
     if any((source / s).is_dir() for s in ("train", "test")):
         return _musdb_tracks(source, subsets)
     # A plain folder of track folders or .stem.mp4 files: all training material, musdb's validation
     # tracks aside.
-    valid = validation_tracks()
+    valid = validation_tracks(source)
     jobs = [TrackJob(p.name, _split_of(p.name, "train", valid), "wav", str(p))
             for p in sorted(source.iterdir()) if p.is_dir() and _is_track_folder(p)]
     jobs += [TrackJob(p.name[: -len(".stem.mp4")], _split_of(p.name[: -len(".stem.mp4")], "train", valid), "stem",
@@ -116,7 +124,8 @@ def _musdb_tracks(root: Path, subsets: tuple[str, ...]) -> list[TrackJob]:
         if not (root / subset).is_dir():
             continue
         try:
-            db = musdb.DB(root=str(root), is_wav=is_wav, subsets=subset)
+            setup = {"setup_file": MUSDB_SETUP_FILE} if (root / MUSDB_SETUP_FILE).is_file() else {}
+            db = musdb.DB(root=str(root), is_wav=is_wav, subsets=subset, **setup)
         except Exception as exc:  # noqa: BLE001 - musdb/stempeg raise many types for broken trees
             raise Vocals2SongError(f"musdb cannot read this root ({type(exc).__name__}: {exc})", root) from exc
         valid = frozenset(db.setup["validation_tracks"])
