@@ -1,32 +1,39 @@
-"""`vocals2song demo`: the whole chain with nothing to download.
+"""`vocals2song demo`: the whole chain on real music, with nothing to download.
 
-It builds a MUSDB18-HQ-shaped tree from the real MUSDB18 excerpt inside stempeg ("The Easton Ellises - Falcon 69",
-6 s, five stems), encodes it with sound2image, trains the tiny model on the CPU, predicts the mixture from the
-excerpt's vocals, and leaves in ``OUT/listen/`` (named as `predict` names things, ``NAME.<what>.<ext>``):
-``excerpt.wav`` (the vocals, mono), ``excerpt.true_mixture.wav`` (mono, like the prediction),
-``excerpt.mixture.wav`` (the predicted song), ``excerpt.mixture.png`` (its image), ``excerpt.spectrograms.png``, and
-``index.html``, a listening page with the three players and the metrics.
+1. Render a few dozen of Bach's four-part chorales with FluidSynth (`chorales.py`): the soprano is the "vocals",
+   alto, tenor and bass the accompaniment; test tunes are never heard in training.
+2. Encode them with `sound2image` (15 s segments).
+3. Train the recipe (`DEMO_TRAIN`: the powersum-mean generator, which starts at the training set's mean
+   accompaniment and learns what the mean misses) on the CPU.
+4. Score it with `evaluate` on the test split, unseen tunes, against the vocals alone and the mean accompaniment
+   (``OUT/evaluate/``: report.md and a listening page).
+5. Predict songs for a held-out chorale melody (a whole test track) and for the real MUSDB18 vocals that ship with
+   stempeg ("The Easton Ellises - Falcon 69", 6 s), into ``OUT/listen/`` (named as `predict` names things,
+   ``NAME.<what>.<ext>``): ``NAME.wav`` (the vocals, mono), ``NAME.true_mixture.wav`` (mono, like the song),
+   ``NAME.mixture.wav`` (the song), ``NAME.spectrograms.png``, and ``index.html`` with players and metrics.
 
-One 6 s song is far too little to learn music from: the model learns this excerpt, and the demo shows the chain
-working end to end (and what a few minutes of CPU training sound like), not a model that generalises.
+A rerun reuses what is there (the corpus, the images, the run) and trains on only if ``steps`` grew.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vocals2song import audio
-from vocals2song.config import CodecConfig, DatasetConfig, TrainConfig
+from vocals2song.config import ChoralesConfig, CodecConfig, DatasetConfig, TrainConfig
 from vocals2song.errors import Vocals2SongError
 
-TRACK = "The Easton Ellises - Falcon 69"
+EXCERPT = "The Easton Ellises - Falcon 69"
 STEMS = ("mixture", "drums", "bass", "other", "vocals")  # stempeg's stream order
-SEGMENT = 3.0  # seconds per image: the 6 s excerpt gives 2 training pairs
+#: chorales rendered for the demo (the split by tune keeps a few for valid and test)
+DEMO_CHORALES = 24
 DEFAULT_STEPS = 1500
+#: the recipe the demo trains (README, "Quality"): only the steps come from the command line
+DEMO_TRAIN = TrainConfig(model="small", generator="powersum-mean", phase_repr="none")
 
 
 @dataclass
@@ -36,79 +43,132 @@ class DemoResult:
     steps: int
     seconds: float
     steps_per_second: float
-    snr_db: float  # predicted vs true mixture
-    lsd_model: float
-    lsd_vocals_only: float
+    report: dict  # evaluate's report on the unseen test tunes
+    items: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # listen item -> estimate -> metrics
     start: int = 0  # the step training started from (== steps: the run was already trained)
 
 
-def excerpt_tree(root: Path) -> Path:
-    """Write the stempeg excerpt as ``root/train/<TRACK>/{mixture,drums,bass,other,vocals}.wav``."""
+def excerpt_stems() -> tuple[dict[str, np.ndarray], int]:
+    """The stempeg excerpt's stems, mono float32, and their rate."""
     import stempeg
 
     streams, sr = stempeg.read_stems(stempeg.example_stem_path(), dtype=np.float32)
-    folder = root / "train" / TRACK
-    for i, stem in enumerate(STEMS):
-        if not (folder / f"{stem}.wav").is_file():
-            audio.write_wav(folder / f"{stem}.wav", streams[i], sr)
-    return folder
+    return {stem: audio.to_mono(streams[i]) for i, stem in enumerate(STEMS)}, sr
 
 
-def demo(out: str | os.PathLike = "demo", steps: int = DEFAULT_STEPS, progress: bool = True, log=print) -> DemoResult:
-    """Run the chain into ``out``; a rerun reuses the tree, dataset and run (training resumes to ``steps``)."""
-    from vocals2song import metrics
-    from vocals2song.predict import load_predictor, predict
+def demo(out: str | os.PathLike = "demo", steps: int = DEFAULT_STEPS, chorales: int = DEMO_CHORALES,
+         progress: bool = True, log=print) -> DemoResult:
+    """Run the chain into ``out`` (see the module docstring)."""
+    from vocals2song import baselines
+    from vocals2song.chorales import render_chorales
+    from vocals2song.data import match_pairs
+    from vocals2song.evaluate import evaluate
+    from vocals2song.predict import load_predictor
     from vocals2song.sound2image import describe, sound2image
     from vocals2song.train import train
 
     if steps < 1:
         raise Vocals2SongError("--steps must be at least 1", usage=True)
+    if chorales < 3:
+        raise Vocals2SongError("--chorales must be at least 3 (one per split)", usage=True)
     out = Path(out)
-    log(f"1/4 the MUSDB18 excerpt shipped with stempeg -> {out / 'musdb'}")
-    folder = excerpt_tree(out / "musdb")
-    log("2/4 sound2image: 3 s segments -> spectrogram images")
-    summary = sound2image(out / "musdb", out / "dataset", CodecConfig(), DatasetConfig(segment=SEGMENT, workers=1))
+    bar = _bar if progress else None
+    log(f"1/5 render {chorales} Bach chorales with FluidSynth -> {out / 'chorales'}")
+    rendered = render_chorales(out / "chorales", ChoralesConfig(limit=chorales), progress=bar)
+    if rendered.failed:
+        raise Vocals2SongError(f"{len(rendered.failed)} chorales failed to render; first: {rendered.failed[0].error}")
+    log("2/5 sound2image: 15 s segments -> spectrogram images")
+    summary = sound2image(out / "chorales", out / "dataset", CodecConfig(), DatasetConfig(), progress=bar)
     log(f"    {describe(summary)}")
-    log(f"3/4 train the tiny pix2pix for {steps} steps on the CPU")
-    cfg = TrainConfig(model="tiny", steps=steps, log_every=max(1, min(100, steps // 10)),
-                      sample_every=max(1, steps // 4), checkpoint_every=max(1, steps // 4))
+    cfg = TrainConfig(**{**DEMO_TRAIN.__dict__, "steps": steps, "log_every": max(1, min(100, steps // 10)),
+                         "sample_every": max(1, steps // 4), "checkpoint_every": max(1, steps // 4)})
+    log(f"3/5 train the {cfg.model} {cfg.generator} model for {steps} steps on the CPU")
     trained = train(out / "dataset", out / "run", cfg, progress=progress, log=lambda m: log(f"    {m}"))
-    log("4/4 predict the mixture from the excerpt's vocals")
-    listen = out / "listen"
     predictor = load_predictor(out / "run")
-    # The references are mono, as the model's song is (sound2image mixes down to mono): a fair comparison.
-    truth = audio.to_mono(audio.load_audio(folder / "mixture.wav")[0])  # 44.1 kHz, the run's rate
-    vocals = audio.to_mono(audio.load_audio(folder / "vocals.wav")[0])
-    files = {"vocals": listen / "excerpt.wav", "true mixture": listen / "excerpt.true_mixture.wav",
-             "predicted mixture": listen / "excerpt.mixture.wav", "spectrograms": listen / "excerpt.spectrograms.png",
-             "listening page": listen / "index.html", "training samples": out / "run" / "samples",
-             "loss curves": out / "run" / "losses.png"}
-    audio.write_wav(files["vocals"], vocals, predictor.meta.sr)
-    audio.write_wav(files["true mixture"], truth, predictor.meta.sr)
-    written, failures = predict(out / "run", [files["vocals"]], listen, predictor=predictor, page=False)
-    if failures:
-        raise Vocals2SongError(failures[0].error)
-    predicted = audio.load_audio(files["predicted mixture"])[0][:, 0]
-    n = min(len(truth), len(predicted))
-    scores = {"model": metrics.compute_all(truth[:n], predicted[:n]), "vocals_only": metrics.compute_all(truth[:n],
-                                                                                                      vocals[:n])}
-    write_page(listen, files, {"vocals": vocals, "true mixture": truth, "model": predicted}, predictor.meta.sr,
-               scores, trained.step)
-    return DemoResult(out, files, trained.step, trained.seconds, trained.steps_per_second,
-                      scores["model"]["snr"], scores["model"]["lsd"], scores["vocals_only"]["lsd"], trained.start)
+    log("4/5 evaluate on the test split: tunes the model never heard")
+    report = evaluate(out / "run", out / "dataset", out / "evaluate", "test", predictor=predictor)
+    log("5/5 predict songs for a held-out chorale melody and for real MUSDB18 vocals")
+    listen, items, files = out / "listen", {}, {}
+    sr = predictor.meta.sr
+    train_pairs = match_pairs(out / "dataset" / "train" / "vocals", out / "dataset" / "train" / "mixture")
+    stats = baselines.stats_from_images(train_pairs, "mixture")
+    for name, stems in (("chorale", _test_chorale(out / "chorales", sr)), ("excerpt", _excerpt(sr))):
+        items[name], paths = listen_item(listen, name, stems["vocals"], stems["mixture"], predictor, stats)
+        files.update(paths)
+    files.update({"listening page": listen / "index.html", "evaluation page": out / "evaluate" / "index.html",
+                  "loss curves": out / "run" / "losses.png"})
+    write_page(listen, items, trained.step)
+    return DemoResult(out, files, trained.step, trained.seconds, trained.steps_per_second, report, items,
+                      trained.start)
 
 
-def write_page(listen: Path, files: dict[str, Path], waves: dict[str, np.ndarray], sr: int,
-               scores: dict[str, dict[str, float]], steps: int) -> Path:
-    """listen/index.html: the spectrograms, players for the vocals, the true and the predicted mixture, metrics."""
-    from vocals2song.listen import MetricsTable, PageItem, page_audio_path, write_listening_page
-    from vocals2song.listen import write_page_audio
-    from vocals2song.metrics import HIGHER_IS_BETTER
+def _bar(total: int):
+    """A progress bar for a library call, as the CLI draws them (imported late: the CLI stays light)."""
+    from vocals2song.cli import _progress
 
-    players = {label: write_page_audio(page_audio_path(listen, "excerpt", label), y, sr) for label, y in waves.items()}
-    table = MetricsTable(scores, dict(HIGHER_IS_BETTER), "The model's song and the vocals alone against the true "
-                                                         "mixture; vocals_only plays as the vocals.")
-    item = PageItem(TRACK, players, files["spectrograms"], table)
-    return write_listening_page(listen, "vocals2song demo", [item],
-                                f"The tiny model after {steps} steps on this one 6 s excerpt: it shows the chain "
-                                "working, not a model that generalises.")
+    return _progress("    ")(total)
+
+
+def _test_chorale(root: Path, sr: int) -> dict[str, np.ndarray]:
+    """The vocals and mixture of the first test chorale, mono at ``sr``."""
+    tracks = sorted(p for p in (root / "test").iterdir() if p.is_dir())
+    if not tracks:
+        raise Vocals2SongError("the rendered corpus has no test track", root)
+    stems = {}
+    for stem in ("vocals", "mixture"):
+        y, rate = audio.load_audio(tracks[0] / f"{stem}.wav")
+        y = audio.to_mono(y)
+        stems[stem] = audio.resample(y, rate, sr) if rate != sr else y
+    return stems
+
+
+def _excerpt(sr: int) -> dict[str, np.ndarray]:
+    stems, rate = excerpt_stems()
+    return {k: (audio.resample(stems[k], rate, sr) if rate != sr else stems[k]) for k in ("vocals", "mixture")}
+
+
+def listen_item(listen: Path, name: str, vocals: np.ndarray, truth: np.ndarray, predictor,
+                stats) -> tuple[dict[str, dict[str, float]], dict[str, Path]]:
+    """Predict ``name``'s song from its vocals into ``listen``; score it and the baselines (``stats``: what they
+    know of the training data) against ``truth``."""
+    from vocals2song import baselines, codec, metrics
+    from vocals2song.predict import predict_song, vocals_input, write_prediction
+
+    sr = predictor.meta.sr
+    files = {f"{name}: vocals": listen / f"{name}.wav", f"{name}: true mixture": listen / f"{name}.true_mixture.wav"}
+    audio.write_wav(files[f"{name}: vocals"], vocals, sr)
+    audio.write_wav(files[f"{name}: true mixture"], truth, sr)
+    voc, pixels, meta = vocals_input(files[f"{name}: vocals"], predictor)
+    pred = predict_song(voc, pixels, meta, predictor)
+    written = write_prediction(pred, listen, name, predictor)
+    files[f"{name}: song"] = written[0]
+    files[f"{name}: spectrograms"] = written[-1]
+    Z_voc = baselines.image_spectrogram(pixels, meta)
+    n = min(len(truth), len(pred.song))
+    estimates = {"model": pred.song, "vocals_only": vocals,
+                 "mean_accompaniment": codec.spectrogram_to_audio(baselines.mean_accompaniment(Z_voc, stats), meta)}
+    scores = {key: {**metrics.compute_all(truth[:n], y[:n]), **metrics.music_metrics(vocals[:n], truth[:n], y[:n], sr)}
+              for key, y in estimates.items()}
+    return scores, files
+
+
+def write_page(listen: Path, items: dict[str, dict[str, dict[str, float]]], steps: int) -> Path:
+    """listen/index.html: per item the spectrograms, players (vocals, true mixture, song, mean accompaniment is on
+    the evaluation page), and the metrics of the song and both baselines."""
+    from vocals2song.listen import MetricsTable, PageItem, page_audio_path, write_listening_page, write_page_audio
+    from vocals2song.metrics import HIGHER_IS_BETTER, MUSIC_HIGHER_IS_BETTER
+
+    higher = {**HIGHER_IS_BETTER, **MUSIC_HIGHER_IS_BETTER}
+    titles = {"chorale": "A held-out chorale melody (a tune the model never heard)",
+              "excerpt": f"Real MUSDB18 vocals: {EXCERPT} (6 s, shipped with stempeg)"}
+    page_items = []
+    for name, scores in items.items():
+        players = {}
+        for label, suffix in (("vocals", ".wav"), ("true mixture", ".true_mixture.wav"), ("model", ".mixture.wav")):
+            y, sr = audio.load_audio(listen / f"{name}{suffix}")
+            players[label] = write_page_audio(page_audio_path(listen, name, label), audio.to_mono(y), sr)
+        table = MetricsTable(scores, higher, "Against the true mixture; vocals_only plays as the vocals.")
+        page_items.append(PageItem(titles.get(name, name), players, listen / f"{name}.spectrograms.png", table))
+    return write_listening_page(listen, "vocals2song demo", page_items,
+                                f"The {DEMO_TRAIN.model} {DEMO_TRAIN.generator} model after {steps} steps on "
+                                "rendered Bach chorales.")
