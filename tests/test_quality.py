@@ -248,3 +248,47 @@ def test_loudness_and_band_lsd():
     low = np.sin(2 * np.pi * 100 * np.arange(SR) / SR)
     values = metrics.music_metrics(low * 0, low, low + 0.1 * y, SR)
     assert values["lsd_high"] > values["lsd_low"]  # the noise sits where the tone is not
+
+
+# --- learning on real music ------------------------------------------------------------------------------------
+
+CHORALE_SR = 16000  # rendering and images at 16 kHz: a third of the samples, the same 513-row images
+
+
+@pytest.fixture(scope="session")
+def chorale_run(tmp_path_factory):
+    """10 rendered chorales (test tunes unseen), encoded at 16 kHz, and the tiny powersum-mean model after 400
+    steps on them; returns (dataset, run)."""
+    from vocals2song.chorales import render_chorales
+    from vocals2song.config import ChoralesConfig, DatasetConfig, TrainConfig
+    from vocals2song.sound2image import sound2image
+    from vocals2song.train import train
+
+    root = tmp_path_factory.mktemp("chorale_learning")
+    render_chorales(root / "chorales", ChoralesConfig(limit=10, sr=CHORALE_SR, workers=2))
+    sound2image(root / "chorales", root / "ds", CodecConfig(sr=CHORALE_SR), DatasetConfig(workers=2))
+    cfg = TrainConfig(model="tiny", steps=400, generator="powersum-mean", phase_repr="none", log_every=100,
+                      sample_every=1000, checkpoint_every=1000)
+    train(root / "ds", root / "run", cfg, progress=False, log=lambda *a: None)
+    return root / "ds", root / "run"
+
+
+def test_a_model_trained_on_chorales_beats_the_vocals_alone_on_unseen_tunes(chorale_run, tmp_path):
+    """The recipe on real music: the song is closer to the true mixture than the vocals alone, on lsd and mrstft,
+    on tunes the model never heard, louder where it should be, without buzz; and training did not make it worse
+    than where it started (the mean accompaniment), which a drifting GAN did before the prior was a log mean.
+
+    What this does not show: learning beyond the mean. At this size (tiny, 400 steps, 8 training tunes) the model
+    stays level with its start (measured lsd 12.88 against 12.79 for mean_accompaniment, 15.73 for the vocals)."""
+    from vocals2song.evaluate import evaluate
+
+    ds, run = chorale_run
+    report = evaluate(run, ds, tmp_path / "eval")
+    model, vocals = report["model"], report["baselines"]["vocals_only"]
+    print({k: (round(model[k], 3), round(vocals[k], 3), round(report["baselines"]["mean_accompaniment"][k], 3))
+           for k in ("lsd", "mrstft", "loudness_db", "harmony", "buzz_db")})
+    assert model["lsd"] < vocals["lsd"] - 1.0
+    assert model["mrstft"] < vocals["mrstft"]
+    assert abs(model["loudness_db"]) < abs(vocals["loudness_db"])
+    assert model["buzz_db"] < 6.0
+    assert model["lsd"] < report["baselines"]["mean_accompaniment"]["lsd"] + 0.5
