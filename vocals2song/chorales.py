@@ -321,7 +321,8 @@ def note_events(parts: dict[str, list[tuple[float, float, int]]], fermatas: list
         for onset, length, pitch in notes:
             start, end = seconds(onset) - lead, seconds(onset + length) - lead
             last = max(last, end)
-            events.append(fluidsynth.Note(max(0, int(round(start * sr))), int(round(end * sr)),
+            on = max(0, int(round(start * sr)))
+            events.append(fluidsynth.Note(on, max(on + 1, int(round(end * sr))),  # a note-off never precedes its on
                                           min(127, max(0, pitch + shift)), settings["velocities"][part]))
         out[part] = events
     return out, int(round((last + TAIL_S) * sr))
