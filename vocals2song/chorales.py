@@ -21,6 +21,7 @@ pool, each WAV is written atomically and ``chorales.json`` after every finished 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -30,7 +31,7 @@ import random
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -473,7 +474,7 @@ def render_chorales(out: str | os.PathLike, cfg: ChoralesConfig | None = None,
     out = Path(out)
     cfg = cfg or ChoralesConfig()
     soundfont = check_config(cfg)
-    cfg = ChoralesConfig(**{**asdict(cfg), "soundfont": str(soundfont.resolve())})
+    cfg = dataclasses.replace(cfg, soundfont=str(soundfont.resolve()))
     params = manifest_params(cfg, soundfont)
     old = load_manifest(out)
     done_info: dict[str, dict] = {}
