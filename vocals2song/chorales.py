@@ -21,6 +21,7 @@ pool, each WAV is written atomically and ``chorales.json`` after every finished 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -30,7 +31,7 @@ import random
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -321,7 +322,8 @@ def note_events(parts: dict[str, list[tuple[float, float, int]]], fermatas: list
         for onset, length, pitch in notes:
             start, end = seconds(onset) - lead, seconds(onset + length) - lead
             last = max(last, end)
-            events.append(fluidsynth.Note(max(0, int(round(start * sr))), int(round(end * sr)),
+            on = max(0, int(round(start * sr)))
+            events.append(fluidsynth.Note(on, max(on + 1, int(round(end * sr))),  # a note-off never precedes its on
                                           min(127, max(0, pitch + shift)), settings["velocities"][part]))
         out[part] = events
     return out, int(round((last + TAIL_S) * sr))
@@ -472,7 +474,7 @@ def render_chorales(out: str | os.PathLike, cfg: ChoralesConfig | None = None,
     out = Path(out)
     cfg = cfg or ChoralesConfig()
     soundfont = check_config(cfg)
-    cfg = ChoralesConfig(**{**asdict(cfg), "soundfont": str(soundfont.resolve())})
+    cfg = dataclasses.replace(cfg, soundfont=str(soundfont.resolve()))
     params = manifest_params(cfg, soundfont)
     old = load_manifest(out)
     done_info: dict[str, dict] = {}
