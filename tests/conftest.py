@@ -93,6 +93,9 @@ def trained_run(train_data, tmp_path_factory) -> Path:
     from vocals2song.train import train
 
     run = tmp_path_factory.mktemp("trained") / "run"
-    cfg = TrainConfig(model="tiny", steps=300, log_every=25, sample_every=1000, checkpoint_every=1000)
+    # The published generator with its phase channel: these tests exercise the plumbing (predict's phase sources,
+    # tiling, evaluate); the default powersum-mean recipe has its own tests in test_quality.py.
+    cfg = TrainConfig(model="tiny", steps=300, log_every=25, sample_every=1000, checkpoint_every=1000,
+                      generator="unet", phase_repr="angle")
     train(train_data, run, cfg, progress=False, log=lambda *a: None)
     return run

@@ -273,8 +273,9 @@ def image2sound_cmd(inputs, out, phase, iters, fmt, sr, n_fft, hop, debug):
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str), metavar="AUDIO_OR_IMAGE...")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="Folder for the outputs.")
 @click.option("--phase", type=click.Choice(["model", "vocals", "griffinlim"]), default="model", show_default=True,
-              help="Output phase: the predicted G channel, the input vocals' phase, or Griffin-Lim on the "
-                   "predicted magnitude.")
+              help="Output phase: the model's (its G channel, or for a magnitude-only model the vocals' phase where "
+                   "they count and a random one elsewhere), the input vocals' phase, or Griffin-Lim on the predicted "
+                   "magnitude.")
 @click.option("--add-vocals/--no-add-vocals", default=None,
               help="Add the input vocals to a predicted accompaniment (default: on for accompaniment models).")
 @OPT_DEBUG

@@ -125,8 +125,9 @@ class TrainConfig:
     target_subdir: str | None = None  # None: the dataset's target (mixture unless encoded as accompaniment)
     mixed_precision: bool = False
     xla: bool = False
-    generator: str = "unet"  # GENERATORS: "unet" (published), "powersum" (adds to the vocals), "powersum-mean"
-    phase_repr: str = "angle"  # transforms.PHASE_REPRS: the phase as stored, "if", or "none" (magnitude only)
+    # The quality benchmark's choice (README, "Quality"): starts at the mean accompaniment, never loses the vocals.
+    generator: str = "powersum-mean"  # GENERATORS: "unet" (published), "powersum" (adds to the vocals), ...
+    phase_repr: str = "none"  # PHASE_REPRS: the phase as stored ("angle"), "if", or "none" (magnitude only)
     gan_loss: str = "bce"  # model.GAN_LOSSES
 
 

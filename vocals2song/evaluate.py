@@ -166,8 +166,12 @@ def _report(items: list[dict], run, data, split: str, with_mean: bool) -> dict:
     agg = {name: metrics.aggregate([item[name] for item in items]) for name in names}
     medians = {name: {m: v["median"] for m, v in agg[name].items()} for name in names}
     means = {name: {m: v["mean"] for m, v in agg[name].items()} for name in names}
+    higher = {**metrics.HIGHER_IS_BETTER, **metrics.MUSIC_HIGHER_IS_BETTER}
     return {
         "run": str(run), "data": str(data), "split": split, "nb_items": len(items),
+        # paired: a model can win on the pooled median and still lose item by item; this counts the items
+        "model_better_on": {b: {m: sum(_beats(item["model"].get(m), item[b].get(m), h) for item in items)
+                                for m, h in higher.items()} for b in names[1:]},
         "higher_is_better": {**metrics.HIGHER_IS_BETTER, **metrics.MUSIC_HIGHER_IS_BETTER},
         "best_baseline": min(names[1:], key=lambda b: medians[b]["lsd"]),
         "model": medians["model"],
@@ -175,6 +179,13 @@ def _report(items: list[dict], run, data, split: str, with_mean: bool) -> dict:
         "means": {"model": means["model"], "baselines": {b: means[b] for b in names[1:]}},
         "items": items,
     }
+
+
+def _beats(a: float | None, b: float | None, higher: bool | None) -> bool:
+    """Whether score ``a`` is strictly better than ``b`` (both finite)."""
+    if a is None or b is None or not (np.isfinite(a) and np.isfinite(b)):
+        return False
+    return a != b and better([a, b], higher) == a
 
 
 def better(values: list[float], higher: bool | None) -> float:
@@ -185,17 +196,25 @@ def better(values: list[float], higher: bool | None) -> float:
 
 
 def summary(report: dict, metric: str = "lsd") -> str:
-    """``median lsd (lower is better): model 21.40, vocals_only 19.70, ...; the model loses to vocals_only``.
+    """``median lsd (lower is better): model 21.40, vocals_only 19.70, ...; the model loses to vocals_only (...)``.
 
-    Differences under `TIE_DB` are called level, not a win."""
+    The rival is the baseline with the best median. The verdict is paired when the report counts items
+    (``model_better_on``): the model wins when it is better on most items, which a pooled median can hide (a
+    model better on 4 of 26 items had the lower median). Otherwise medians decide, and differences under
+    `TIE_DB` are level."""
     higher = report["higher_is_better"][metric]
     scores = {"model": report["model"][metric], **{b: v[metric] for b, v in report["baselines"].items()}}
     finite = {k: v for k, v in scores.items() if np.isfinite(v)}
     others = {k: v for k, v in finite.items() if k != "model"}
     best = better(list(others.values()), higher) if others else None
     rival = next((k for k, v in others.items() if v == best), None)
+    paired = report.get("model_better_on", {}).get(rival, {}).get(metric) if rival else None
     if "model" not in finite or rival is None:
         verdict = "no verdict"
+    elif paired is not None:
+        n = report["nb_items"]
+        verdict = ("the model wins" if 2 * paired > n else f"the model loses to {rival}" if 2 * paired < n
+                   else f"the model and {rival} are level") + f" (better than {rival} on {paired} of {n} items)"
     elif abs(finite["model"] - best) < TIE_DB:
         verdict = f"the model and {rival} are level"
     elif better([finite["model"], best], higher) == finite["model"]:
@@ -226,6 +245,12 @@ def markdown(report: dict) -> str:
             cells.append(f"**{cell}**" if med is not None and med == best else cell)
         direction = {True: "higher", False: "lower", None: "nearer 0"}[higher]
         lines.append(f"| {metric} ({direction} is better) | " + " | ".join(cells) + " |")
+    if report.get("model_better_on"):
+        paired = report["model_better_on"]
+        lines += ["", f"Items (of {report['nb_items']}) on which the model is better than each baseline:", "",
+                  "| metric | " + " | ".join(paired) + " |", "|---|" + "---|" * len(paired)]
+        lines += [f"| {m} | " + " | ".join(str(paired[b][m]) for b in paired) + " |" for m in report["higher_is_better"]
+                  if all(m in paired[b] for b in paired)]
     lines += ["", summary(report) + ".", "",
               "Metrics: SNR and SI-SDR in dB (they reward copying the one true waveform); lsd, log-spectral "
               "distance in dB, also per band (low < 500 Hz, mid to 4 kHz, high above); spectral convergence; "
