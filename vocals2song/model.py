@@ -99,7 +99,7 @@ def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig) -> keras.M
     x = layers.Conv2DTranspose(nb_channels, KERNEL, strides=2, padding="same", kernel_initializer=INIT,
                                name="to_image")(x)  # (padded rows, padded frames, nb_channels)
     x = layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    outputs = CropLike(name="crop")(x, inputs)
+    outputs = CropLike(dtype="float32", name="crop")(x, inputs)  # float32 out under a mixed policy too
     return keras.Model(inputs, outputs, name="generator")
 
 
@@ -132,7 +132,8 @@ class Pix2Pix(keras.Model):
         self.generator = generator
         self.discriminator = discriminator
         self.lambda_l1 = float(lambda_l1)
-        self.bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum_over_batch_size")
+        # Losses and metrics in float32 whatever the global policy (a mixed policy would make them bfloat16/float16).
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum_over_batch_size", dtype="float32")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("gen_total", "gen_gan", "gen_l1", "disc")}
         self.val_tracker = keras.metrics.Mean(name="l1")
 
@@ -158,10 +159,10 @@ class Pix2Pix(keras.Model):
     def losses_for(self, x, y, training: bool):
         """One forward pass of both networks: (gen_total, gen_gan, gen_l1, disc) losses as scalars."""
         fake = self.generator(x, training=training)
-        real_logits = self.discriminator([x, y], training=training)
-        fake_logits = self.discriminator([x, fake], training=training)
+        real_logits = ops.cast(self.discriminator([x, y], training=training), "float32")
+        fake_logits = ops.cast(self.discriminator([x, fake], training=training), "float32")
         gen_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
-        gen_l1 = ops.mean(ops.abs(ops.cast(y, fake.dtype) - fake))
+        gen_l1 = ops.mean(ops.abs(ops.cast(y, "float32") - ops.cast(fake, "float32")))
         gen_total = gen_gan + self.lambda_l1 * gen_l1
         disc = self.bce(ops.ones_like(real_logits), real_logits) + self.bce(ops.zeros_like(fake_logits), fake_logits)
         return gen_total, gen_gan, gen_l1, disc
@@ -186,8 +187,8 @@ class Pix2Pix(keras.Model):
 
     def test_step(self, data):
         x, y = data[0], data[1]  # (x, y) or (x, y, sample_weight)
-        fake = self.generator(x, training=False)
-        self.val_tracker.update_state(ops.mean(ops.abs(ops.cast(y, fake.dtype) - fake)))
+        fake = ops.cast(self.generator(x, training=False), "float32")
+        self.val_tracker.update_state(ops.mean(ops.abs(ops.cast(y, "float32") - fake)))
         return self._logs({"l1": self.val_tracker})
 
     def _logs(self, trackers: dict) -> dict:

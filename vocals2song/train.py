@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from vocals2song import data as data_mod
-from vocals2song import plots, transforms
+from vocals2song import plots, precision, transforms
 from vocals2song.codec import ImageMeta, planes_to_audio
 from vocals2song.config import MODELS, TrainConfig
 from vocals2song.errors import Vocals2SongError
@@ -375,21 +375,22 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     strategy, is_chief, strategy_name = make_strategy()  # first: it configures TensorFlow's context
     keras.utils.set_random_seed(cfg.seed)
     notes = list(pairs.notes)
-    mixed = cfg.mixed_precision and bool(tf.config.list_logical_devices("GPU"))
-    if cfg.mixed_precision and not mixed:
-        notes.append("--mixed-precision ignored: no GPU (float16 is slow on CPUs)")
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    policy, note = precision.choose_policy(cfg.mixed_precision, bool(tf.config.list_logical_devices("GPU")))
+    notes += [note] if note else []
+    keras.mixed_precision.set_global_policy(policy)
     fmt = pairs.meta.format
     nb_rows, nb_channels = pairs.info.nb_rows - 1, transforms.nb_net_channels(fmt)
     val = data_mod.fixed_tiles(pairs.valid, fmt, cfg.tile, cfg.val_tiles)
     config = _run_config(data, cfg, pairs, val[2], strategy_name, strategy.num_replicas_in_sync, nb_rows, nb_channels)
+    config["precision"] = policy  # the Keras dtype policy: float32, mixed_bfloat16 (CPU) or mixed_float16 (GPU)
     if is_chief:
         _prepare_run(run, resume)
         if (run / "config.json").is_file():
             _check_resume(read_run_config(run), config, run)
 
     with strategy.scope():
-        gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr, mixed_precision=mixed,
+        gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr,
+                            mixed_precision=policy == "mixed_float16",
                             jit_compile=cfg.xla)
         checkpoint = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
                                          g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer)
@@ -423,6 +424,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     t0 = time.monotonic()
     gan.fit(ds, epochs=1, steps_per_epoch=cfg.steps - start, verbose=0, callbacks=callbacks)
     seconds = time.monotonic() - t0
+    keras.mixed_precision.set_global_policy("float32")  # the policy is process-wide: leave none behind
     if not is_chief:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return TrainSummary(run, start, state.step, seconds, (state.step - start) / max(seconds, 1e-9), strategy_name,
