@@ -186,6 +186,8 @@ def _callbacks():
                            else tf.summary.create_noop_writer())
             self.last_row: dict = {}
             self._predicted: tuple[int, np.ndarray] | None = None
+            self._generate = None
+            self._side_jobs = SideJobs()
 
         def due(self, every: int) -> bool:
             """Whether a job that runs every ``every`` steps (and at the last step) runs now."""
@@ -194,11 +196,21 @@ def _callbacks():
         def predictions(self, model) -> np.ndarray:
             """The generator on the fixed validation tiles at this step (computed once per step)."""
             if self._predicted is None or self._predicted[0] != self.step:
+                if self._generate is None:  # compiled once: an eager Keras call costs more than the tiles
+                    self._generate = tf.function(lambda t: model.generator(t, training=False),
+                                                 reduce_retracing=True)
                 x = self.val_x
-                pred = np.concatenate([np.asarray(model.generator(x[i: i + 4], training=False))
+                pred = np.concatenate([self._generate(tf.constant(x[i: i + 4])).numpy()
                                        for i in range(0, len(x), 4)])
                 self._predicted = (self.step, pred)
             return self._predicted[1]
+
+        def background(self, fn, *args) -> None:
+            """Run ``fn(*args)`` off the training loop (PNG plots, audio summaries); `drain` waits for it."""
+            self._side_jobs.submit(fn, *args)
+
+        def drain(self) -> None:
+            self._side_jobs.drain()
 
         def tile_audio(self, x: np.ndarray) -> np.ndarray:
             """Network tiles ``(k, rows, tile, C)`` -> waveforms ``(k, samples, 1)`` decoded with the codec."""
@@ -269,6 +281,9 @@ def _callbacks():
             if state.due(state.cfg.checkpoint_every):
                 save_run(state, self.model, self.manager)
 
+        def on_train_end(self, logs=None):
+            self.state.drain()  # every sample and plot is on disk when training returns
+
     class Progress(keras.callbacks.Callback):
         """One line: step, losses, steps/s, ETA; redrawn on a terminal, printed per history row otherwise."""
 
@@ -325,12 +340,17 @@ def write_samples(state, model) -> None:
     k = state.cfg.sample_tiles
     x, y = state.val_x[:k], state.val_y[:k]
     pred = state.predictions(model)[:k]
-    rows = [(x[i, ..., 0], y[i, ..., 0], pred[i, ..., 0]) for i in range(len(x))]  # magnitude channel
-    plots.save_strips(state.run / "samples" / f"step_{state.step:06d}.png", rows, value_range=(-1.0, 1.0))
-    with state.writer.as_default(step=state.step):
-        tf.summary.image("strips/input|target|prediction", plots.strip_image(rows)[None], max_outputs=1)
-        tf.summary.audio("audio/predicted_mixture", state.tile_audio(pred), state.meta.sr, max_outputs=k)
-    state.writer.flush()
+    step = state.step
+
+    def draw() -> None:  # in the background: matplotlib and the ISTFTs cost more than many tiny steps
+        rows = [(x[i, ..., 0], y[i, ..., 0], pred[i, ..., 0]) for i in range(len(x))]  # magnitude channel
+        plots.save_strips(state.run / "samples" / f"step_{step:06d}.png", rows, value_range=(-1.0, 1.0))
+        with state.writer.as_default(step=step):
+            tf.summary.image("strips/input|target|prediction", plots.strip_image(rows)[None], max_outputs=1)
+            tf.summary.audio("audio/predicted_mixture", state.tile_audio(pred), state.meta.sr, max_outputs=k)
+        state.writer.flush()
+
+    state.background(draw)
 
 
 def save_run(state, model, manager) -> None:
@@ -342,7 +362,30 @@ def save_run(state, model, manager) -> None:
         model.generator.save(tmp)
     state.config["step"] = state.step
     _write_json(state.run / "config.json", state.config)
-    plots.save_losses(state.run / "losses.png", read_history(state.run / "history.csv"))
+    state.background(plots.save_losses, state.run / "losses.png", read_history(state.run / "history.csv"))
+
+
+class SideJobs:
+    """One background thread for the run's side jobs, in submission order; `drain` waits and re-raises.
+
+    The training step runs in TensorFlow's own threads, so drawing PNGs here overlaps it instead of stopping it.
+    """
+
+    def __init__(self):
+        self._pool = None
+        self._pending: list = []
+
+    def submit(self, fn, *args) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = self._pool or ThreadPoolExecutor(1, thread_name_prefix="vocals2song-side-job")
+        self._pending = [f for f in self._pending if not f.done() or f.exception()]  # keep failures to raise
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def drain(self) -> None:
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
 
 
 # --- the driver ------------------------------------------------------------------------------------
