@@ -135,7 +135,8 @@ def current_rss() -> int:
 
 
 def bare_stepper(gan, nb_rows: int, nb_channels: int, tile: int = 256):
-    """The bare train step: ``gan.train_step`` compiled, on one fixed batch; returns ``run(n) -> steps/s``."""
+    """The bare train step: ``gan.train_step`` compiled, on one fixed batch; returns ``run(n) -> steps/s``
+    (``run.cpu`` holds the process CPU seconds per step of the last run)."""
     import numpy as np
     import tensorflow as tf
 
@@ -143,10 +144,11 @@ def bare_stepper(gan, nb_rows: int, nb_channels: int, tile: int = 256):
     step = tf.function(gan.train_step)
 
     def run(n: int) -> float:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(n):
             logs = step((x, x))
         float(logs["gen_total"])  # wait for the last step
+        run.cpu = (time.process_time() - c0) / n
         return n / (time.perf_counter() - t0)
 
     run(3)  # trace, and the first steps' allocations
@@ -195,11 +197,11 @@ def child_cli(data: str, work: str, steps: int, warmup: int, bare_steps: int, ro
     from vocals2song.model import build_pix2pix
     from vocals2song.train import train
 
-    stamps: list[float] = []
+    stamps: list[tuple[float, float]] = []
 
     class StepTimer(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            stamps.append(time.perf_counter())
+            stamps.append((time.perf_counter(), time.process_time()))
 
     fit = keras.Model.fit
     keras.Model.fit = lambda self, *a, callbacks=None, **k: fit(self, *a, callbacks=[*(callbacks or []), StepTimer()],
@@ -209,14 +211,18 @@ def child_cli(data: str, work: str, steps: int, warmup: int, bare_steps: int, ro
     bare = bare_stepper(build_pix2pix(nb_rows, nb_channels, MODELS["tiny"]), nb_rows, nb_channels)
     cfg = TrainConfig(model="tiny", steps=steps)  # default history rows, samples and checkpoints
     bare_rates, cli_rates = [bare(bare_steps)], []
+    bare_cpu, cli_cpu = [bare.cpu], []
     for r in range(rounds):
         stamps.clear()
         train(data, Path(work) / f"run_cli_{r}", cfg, resume=False, progress=True,
               log=lambda msg: print(msg, file=sys.stderr))
-        cli_rates.append((steps - warmup) / (stamps[-1] - stamps[warmup - 1]))
+        cli_rates.append((steps - warmup) / (stamps[-1][0] - stamps[warmup - 1][0]))
+        cli_cpu.append((stamps[-1][1] - stamps[warmup - 1][1]) / (steps - warmup))
         bare_rates.append(bare(bare_steps))
+        bare_cpu.append(bare.cpu)
     print(RESULT_TAG + json.dumps({"steps": steps, "warmup": warmup, "rounds": rounds, "cli": cli_rates,
-                                   "bare": bare_rates, "log_every": cfg.log_every, "sample_every": cfg.sample_every,
+                                   "bare": bare_rates, "cli_cpu": cli_cpu, "bare_cpu": bare_cpu,
+                                   "log_every": cfg.log_every, "sample_every": cfg.sample_every,
                                    "checkpoint_every": cfg.checkpoint_every, "peak_rss": self_peak_rss()}),
           flush=True)
     return 0
@@ -472,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
             met = cli_rate >= TARGET_CLI_SHARE * bare_rate
             print(f"CLI / bare: {cli_rate:.2f} / {bare_rate:.2f} = {cli_rate / bare_rate:.2f} "
                   f"(target >= {TARGET_CLI_SHARE:g}: {'met' if met else 'not met'}); peak RSS {res['peak_rss'] / 1e6:.0f} MB")
+            cli_cpu = sum(res["cli_cpu"]) / len(res["cli_cpu"])
+            bare_cpu = sum(res["bare_cpu"]) / len(res["bare_cpu"])
+            print(f"CPU per step (this process, every thread): CLI {1e3 * cli_cpu:.1f} ms, bare {1e3 * bare_cpu:.1f} ms; "
+                  f"bare / CLI {bare_cpu / cli_cpu:.2f} (the CLI's share where no core is idle: a load-proof bound)")
 
         if not args.skip_memory:
             print()
