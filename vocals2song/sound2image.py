@@ -60,11 +60,16 @@ class TrackResult:
 # --- finding the tracks ------------------------------------------------------------------------------
 
 def validation_tracks() -> frozenset[str]:
-    """musdb's own list of the `train` tracks that form the validation split."""
-    import musdb
+    """musdb's own list of the `train` tracks that form the validation split (its mus.yaml, read without importing
+    musdb, whose import pulls in stempeg)."""
+    import importlib.util
+
     import yaml
 
-    with open(Path(musdb.__file__).parent / "configs" / "mus.yaml") as f:
+    spec = importlib.util.find_spec("musdb")
+    if spec is None or not spec.submodule_search_locations:
+        raise Vocals2SongError("the musdb package is missing; install vocals2song's dependencies")
+    with open(Path(list(spec.submodule_search_locations)[0]) / "configs" / "mus.yaml") as f:
         return frozenset(yaml.safe_load(f)["validation_tracks"])
 
 
