@@ -481,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
             cli_cpu = sum(res["cli_cpu"]) / len(res["cli_cpu"])
             bare_cpu = sum(res["bare_cpu"]) / len(res["bare_cpu"])
             print(f"CPU per step (this process, every thread): CLI {1e3 * cli_cpu:.1f} ms, bare {1e3 * bare_cpu:.1f} ms; "
-                  f"bare / CLI {bare_cpu / cli_cpu:.2f} (the CLI's share where no core is idle: a load-proof bound)")
+                  f"bare / CLI {bare_cpu / cli_cpu:.2f} (less sensitive to other processes than wall time; spinning "
+                  "thread pools inflate both)")
 
         if not args.skip_memory:
             print()
