@@ -245,8 +245,8 @@ def child_read_all(margin: int, train_args: list[str]) -> int:
     decodes = [0]
     decoder = data_mod._decoder
 
-    def counting_decoder(fmt, suffix):
-        decode = decoder(fmt, suffix)
+    def counting_decoder(*args, **kwargs):
+        decode = decoder(*args, **kwargs)
 
         def record(path):
             seen.add(bytes(path))
