@@ -31,9 +31,13 @@ def test_bench_sound2image_reports_a_ratio(tmp_path):
 
 def test_bench_train_reports_steps_and_memory(tmp_path):
     out = run_script("bench_train.py", "--models", "tiny", "--steps-tiny", "5", "--warmup", "2", "--segment", "3",
-                     "--pairs-small", "4", "--pairs-large", "12", "--memory-steps", "4", "--workdir", str(tmp_path))
+                     "--rounds", "2", "--cli-steps", "6", "--cli-rounds", "1", "--bare-steps", "5",
+                     "--pairs-small", "4", "--pairs-large", "12", "--memory-margin", "2", "--workdir", str(tmp_path))
     assert "steps/s" in out and "tiny target (>= 5 steps/s):" in out
-    assert "ratio 12/4:" in out and "memory target (12/4 <= 1.25):" in out
+    assert "float32 against mixed_bfloat16" in out and "bf16/fp32" in out
+    assert "CLI / bare:" in out and "peak RSS" in out
+    assert "16/16 training images decoded" in out  # the 12-pair folder: 8 train pairs, every one read
+    assert "ratio 12/4:" in out and "memory target (12/4 <= 1.25, every pair read):" in out
 
 
 def test_bench_predict_reports_realtime_factor(tmp_path):

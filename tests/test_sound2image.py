@@ -196,3 +196,24 @@ def test_worker_killed_midway_keeps_finished_tracks_and_resumes(small_tree, tmp_
     fresh = tmp_path / "fresh"
     assert run_cli("sound2image", small_tree, fresh, *SEG).exit_code == 0
     assert files_bytes(out) == files_bytes(fresh)
+
+
+def test_wav_root_is_listed_as_musdb_lists_it(tmp_path):
+    """The MUSDB18-HQ listing skips musdb.DB (an ffprobe per stem file) but must give musdb's tracks and splits."""
+    import musdb
+
+    from vocals2song.sound2image import find_tracks
+
+    root = tmp_path / "musdb"
+    make_musdb_tree(root, [("train", "B - Two", 0.5), ("train", VALID_TRACK, 0.5), ("train", "A - One", 0.5),
+                           ("test", "C - Three", 0.5)], sr=SR, seed=0)
+    ours = [(j.name, j.split, j.kind, j.path) for j in find_tracks(root)]
+    theirs = []
+    for subset in ("train", "test"):
+        db = musdb.DB(root=str(root), is_wav=True, subsets=subset)
+        valid = set(db.setup["validation_tracks"])
+        theirs += [(t.name, "valid" if subset == "train" and t.name in valid else subset, "wav",
+                    os.path.dirname(t.path)) for t in db.tracks]
+    assert ours == theirs
+    assert ("valid" in {split for _, split, _, _ in ours}) and [n for n, *_ in ours][:2] == ["A - One", VALID_TRACK]
+    assert [j.name for j in find_tracks(root, ("test",))] == ["C - Three"]

@@ -187,7 +187,7 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
               help="Steps per history.csv row, with val_l1 (default 50).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from RUN's newest checkpoint, or start RUN over (its old artefacts are deleted).")
-@click.option("--mixed-precision", is_flag=True, default=None, help="float16 compute on GPUs (ignored on a CPU).")
+@click.option("--mixed-precision", is_flag=True, default=None, help="Mixed precision: float16 on a GPU, bfloat16 on a CPU with AVX512_BF16 or AMX (else ignored).")
 @click.option("--xla", is_flag=True, default=None, help="Compile the train step with XLA (helps GPUs; slower on CPUs).")
 @OPT_DEBUG
 def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, generator, phase_repr, gan_loss,

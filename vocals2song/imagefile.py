@@ -32,6 +32,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: deflate level for PNG and TIFF: phase is close to incompressible, so higher levels cost time and save little.
 DEFLATE_LEVEL = 1
 
+try:  # ISA-L's inflate: about 1.6x zlib's on our PNGs (10 against 16 ms for a 513 x 2584 rgb8 image)
+    from isal.isal_zlib import decompress as _inflate
+except ImportError:  # pragma: no cover - isal has wheels for the usual platforms
+    _inflate = zlib.decompress
 try:  # ISA-L's deflate: zlib-compatible streams, ~8x faster than zlib at level 1, and smaller here
     from isal.isal_zlib import compress as _isal_compress
 
@@ -156,7 +160,7 @@ def _read_png(data: bytes) -> tuple[np.ndarray, str | None]:
     if nb_channels and bit_depth in (8, 16) and not interlace:
         # Fast path for what we write: every row with filter 0.
         itemsize = bit_depth // 8
-        rows = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
+        rows = np.frombuffer(_inflate(b"".join(idat)), dtype=np.uint8)
         if rows.size == height * (1 + width * nb_channels * itemsize):
             rows = rows.reshape(height, -1)
             if not rows[:, 0].any():

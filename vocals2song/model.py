@@ -149,7 +149,7 @@ def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: st
                                )(x)  # (padded rows, padded frames, nb_channels)
     if not powersum:
         x = layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    outputs = CropLike(name="crop")(x, inputs)
+    outputs = CropLike(dtype="float32", name="crop")(x, inputs)  # float32 out under a mixed policy too
     if powersum:  # the accompaniment channel starts at the floor, or at the prior where the vocals sound
         outputs = _AccompanimentHead(POWERSUM_START, range_db, prior, name="accompaniment_head")(outputs, inputs)
         rest = _Slice(1, None, name="phase")(outputs) if nb_channels > 1 else None
@@ -238,7 +238,8 @@ class Pix2Pix(keras.Model):
         self.discriminator = discriminator
         self.lambda_l1 = float(lambda_l1)
         self.gan_loss = gan_loss
-        self.bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum_over_batch_size")
+        # Losses and metrics in float32 whatever the global policy (a mixed policy would make them bfloat16/float16).
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum_over_batch_size", dtype="float32")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("gen_total", "gen_gan", "gen_l1", "disc")}
         self.val_tracker = keras.metrics.Mean(name="l1")
 
@@ -297,8 +298,8 @@ class Pix2Pix(keras.Model):
 
     def test_step(self, data):
         x, y = data[0], data[1]  # (x, y) or (x, y, sample_weight)
-        fake = self.generator(x, training=False)
-        self.val_tracker.update_state(ops.mean(ops.abs(ops.cast(y, fake.dtype) - fake)))
+        fake = ops.cast(self.generator(x, training=False), "float32")
+        self.val_tracker.update_state(ops.mean(ops.abs(ops.cast(y, "float32") - fake)))
         return self._logs({"l1": self.val_tracker})
 
     def _logs(self, trackers: dict) -> dict:

@@ -149,9 +149,10 @@ def load_predictor(run: str | os.PathLike) -> Predictor:
     import tensorflow as tf
 
     from vocals2song import model  # noqa: F401 - registers the generator's custom layers
+    from vocals2song.precision import float32_model
 
     try:
-        generator = keras.saving.load_model(path, compile=False)
+        generator = float32_model(keras.saving.load_model(path, compile=False))  # a mixed-precision run, too
     except Exception as exc:  # noqa: BLE001 - corrupt or foreign files raise many types
         raise Vocals2SongError(f"cannot load the generator ({type(exc).__name__}: {exc})", path) from exc
     step = tf.function(lambda t: generator(t, training=False), reduce_retracing=True)

@@ -63,13 +63,19 @@ class TrackResult:
 
 def validation_tracks(root: Path | None = None) -> frozenset[str]:
     """The `train` tracks that form the validation split: from ROOT's own musdb setup file when it has one
-    (`chorales` writes one), else musdb's list for MUSDB18."""
-    import musdb
+    (`chorales` writes one), else musdb's list for MUSDB18 (its mus.yaml, read without importing musdb, whose
+    import pulls in stempeg)."""
+    import importlib.util
+
     import yaml
 
-    path = Path(musdb.__file__).parent / "configs" / "mus.yaml"
     if root is not None and (root / MUSDB_SETUP_FILE).is_file():
         path = root / MUSDB_SETUP_FILE
+    else:
+        spec = importlib.util.find_spec("musdb")
+        if spec is None or not spec.submodule_search_locations:
+            raise Vocals2SongError("the musdb package is missing; install vocals2song's dependencies")
+        path = Path(list(spec.submodule_search_locations)[0]) / "configs" / "mus.yaml"
     with open(path) as f:
         return frozenset(yaml.safe_load(f).get("validation_tracks") or ())
 
@@ -119,20 +125,34 @@ def _musdb_tracks(root: Path, subsets: tuple[str, ...]) -> list[TrackJob]:
     import musdb
 
     is_wav = not any(root.glob("*/*.stem.mp4"))
+    if is_wav:
+        return _musdb_wav_tracks(root, subsets)
     jobs = []
     for subset in subsets:
         if not (root / subset).is_dir():
             continue
         try:
             setup = {"setup_file": MUSDB_SETUP_FILE} if (root / MUSDB_SETUP_FILE).is_file() else {}
-            db = musdb.DB(root=str(root), is_wav=is_wav, subsets=subset, **setup)
+            db = musdb.DB(root=str(root), is_wav=False, subsets=subset, **setup)
         except Exception as exc:  # noqa: BLE001 - musdb/stempeg raise many types for broken trees
             raise Vocals2SongError(f"musdb cannot read this root ({type(exc).__name__}: {exc})", root) from exc
         valid = frozenset(db.setup["validation_tracks"])
         for track in db.tracks:
-            path = Path(track.path).parent if is_wav else Path(track.path)
-            jobs.append(TrackJob(track.name, _split_of(track.name, subset, valid), "wav" if is_wav else "stem",
-                                 str(path)))
+            jobs.append(TrackJob(track.name, _split_of(track.name, subset, valid), "stem", str(track.path)))
+    if not jobs:
+        raise Vocals2SongError(f"no tracks in the subsets {', '.join(subsets)}", root, usage=True)
+    return jobs
+
+
+def _musdb_wav_tracks(root: Path, subsets: tuple[str, ...]) -> list[TrackJob]:
+    """Tracks of a MUSDB18-HQ root as musdb lists them (every folder of ``root/<subset>/``, sorted by name, musdb's
+    validation tracks in valid), without ``musdb.DB``: it runs ffprobe on every stem file, one after the other
+    (about 50 ms each), for metadata that encoding reads from the files anyway."""
+    valid = validation_tracks(root)
+    jobs = [TrackJob(p.name, _split_of(p.name, subset, valid), "wav", str(p))
+            for subset in subsets if (root / subset).is_dir()
+            for p in sorted((root / subset).iterdir(), key=lambda p: p.name) if p.is_dir()
+            and not p.name.startswith(".")]
     if not jobs:
         raise Vocals2SongError(f"no tracks in the subsets {', '.join(subsets)}", root, usage=True)
     return jobs

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from vocals2song import data as data_mod
-from vocals2song import plots, transforms
+from vocals2song import plots, precision, transforms
 from vocals2song.codec import ImageMeta, planes_to_audio
 from vocals2song.config import GAN_LOSSES, GENERATORS, MODELS, PHASE_REPRS, TrainConfig
 from vocals2song.errors import Vocals2SongError
@@ -214,6 +214,8 @@ def _callbacks():
                            else tf.summary.create_noop_writer())
             self.last_row: dict = {}
             self._predicted: tuple[int, np.ndarray] | None = None
+            self._generate = None
+            self._side_jobs = SideJobs()
 
         def due(self, every: int) -> bool:
             """Whether a job that runs every ``every`` steps (and at the last step) runs now."""
@@ -222,11 +224,21 @@ def _callbacks():
         def predictions(self, model) -> np.ndarray:
             """The generator on the fixed validation tiles at this step (computed once per step)."""
             if self._predicted is None or self._predicted[0] != self.step:
+                if self._generate is None:  # compiled once: an eager Keras call costs more than the tiles
+                    self._generate = tf.function(lambda t: model.generator(t, training=False),
+                                                 reduce_retracing=True)
                 x = self.val_x
-                pred = np.concatenate([np.asarray(model.generator(x[i: i + 4], training=False))
+                pred = np.concatenate([self._generate(tf.constant(x[i: i + 4])).numpy()
                                        for i in range(0, len(x), 4)])
                 self._predicted = (self.step, pred)
             return self._predicted[1]
+
+        def background(self, fn, *args) -> None:
+            """Run ``fn(*args)`` off the training loop (PNG plots, audio summaries); `drain` waits for it."""
+            self._side_jobs.submit(fn, *args)
+
+        def drain(self) -> None:
+            self._side_jobs.drain()
 
         def tile_audio(self, x: np.ndarray) -> np.ndarray:
             """Network tiles ``(k, rows, tile, C)`` -> waveforms ``(k, samples, 1)`` decoded with the codec."""
@@ -302,6 +314,9 @@ def _callbacks():
             if state.due(state.cfg.checkpoint_every):
                 save_run(state, self.model, self.manager)
 
+        def on_train_end(self, logs=None):
+            self.state.drain()  # every sample and plot is on disk when training returns
+
     class Progress(keras.callbacks.Callback):
         """One line: step, losses, steps/s, ETA; redrawn on a terminal, printed per history row otherwise."""
 
@@ -358,12 +373,17 @@ def write_samples(state, model) -> None:
     k = state.cfg.sample_tiles
     x, y = state.val_x[:k], state.val_y[:k]
     pred = state.predictions(model)[:k]
-    rows = [(x[i, ..., 0], y[i, ..., 0], pred[i, ..., 0]) for i in range(len(x))]  # magnitude channel
-    plots.save_strips(state.run / "samples" / f"step_{state.step:06d}.png", rows, value_range=(-1.0, 1.0))
-    with state.writer.as_default(step=state.step):
-        tf.summary.image("strips/input|target|prediction", plots.strip_image(rows)[None], max_outputs=1)
-        tf.summary.audio("audio/predicted_mixture", state.tile_audio(pred), state.meta.sr, max_outputs=k)
-    state.writer.flush()
+    step = state.step
+
+    def draw() -> None:  # in the background: matplotlib and the ISTFTs cost more than many tiny steps
+        rows = [(x[i, ..., 0], y[i, ..., 0], pred[i, ..., 0]) for i in range(len(x))]  # magnitude channel
+        plots.save_strips(state.run / "samples" / f"step_{step:06d}.png", rows, value_range=(-1.0, 1.0))
+        with state.writer.as_default(step=step):
+            tf.summary.image("strips/input|target|prediction", plots.strip_image(rows)[None], max_outputs=1)
+            tf.summary.audio("audio/predicted_mixture", state.tile_audio(pred), state.meta.sr, max_outputs=k)
+        state.writer.flush()
+
+    state.background(draw)
 
 
 def save_run(state, model, manager) -> None:
@@ -375,7 +395,30 @@ def save_run(state, model, manager) -> None:
         model.generator.save(tmp)
     state.config["step"] = state.step
     _write_json(state.run / "config.json", state.config)
-    plots.save_losses(state.run / "losses.png", read_history(state.run / "history.csv"))
+    state.background(plots.save_losses, state.run / "losses.png", read_history(state.run / "history.csv"))
+
+
+class SideJobs:
+    """One background thread for the run's side jobs, in submission order; `drain` waits and re-raises.
+
+    The training step runs in TensorFlow's own threads, so drawing PNGs here overlaps it instead of stopping it.
+    """
+
+    def __init__(self):
+        self._pool = None
+        self._pending: list = []
+
+    def submit(self, fn, *args) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = self._pool or ThreadPoolExecutor(1, thread_name_prefix="vocals2song-side-job")
+        self._pending = [f for f in self._pending if not f.done() or f.exception()]  # keep failures to raise
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def drain(self) -> None:
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
 
 
 # --- the driver ------------------------------------------------------------------------------------
@@ -408,10 +451,9 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     strategy, is_chief, strategy_name = make_strategy()  # first: it configures TensorFlow's context
     keras.utils.set_random_seed(cfg.seed)
     notes = list(pairs.notes)
-    mixed = cfg.mixed_precision and bool(tf.config.list_logical_devices("GPU"))
-    if cfg.mixed_precision and not mixed:
-        notes.append("--mixed-precision ignored: no GPU (float16 is slow on CPUs)")
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    policy, note = precision.choose_policy(cfg.mixed_precision, bool(tf.config.list_logical_devices("GPU")))
+    notes += [note] if note else []
+    keras.mixed_precision.set_global_policy(policy)
     fmt = pairs.meta.format
     transforms.check_phase_repr(fmt, cfg.phase_repr)
     nb_rows, nb_channels = pairs.info.nb_rows - 1, transforms.nb_net_channels(fmt, cfg.phase_repr)
@@ -421,15 +463,16 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     if cfg.generator == "powersum-mean":  # the prior is part of what the weights learned on: a resume keeps it
         recorded = read_run_config(run)["model"] if resume and (run / "config.json").is_file() else {}
         prior = config["model"]["prior"] = recorded.get("prior") or _prior(pairs)
+    config["precision"] = policy  # the Keras dtype policy: float32, mixed_bfloat16 (CPU) or mixed_float16 (GPU)
     if is_chief:
         _prepare_run(run, resume)
         if (run / "config.json").is_file():
             _check_resume(read_run_config(run), config, run)
 
     with strategy.scope():
-        gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr, mixed_precision=mixed,
-                            jit_compile=cfg.xla, generator=cfg.generator, range_db=pairs.meta.range_db,
-                            gan_loss=cfg.gan_loss, prior=prior)
+        gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr,
+                            mixed_precision=policy == "mixed_float16", jit_compile=cfg.xla,
+                            generator=cfg.generator, range_db=pairs.meta.range_db, gan_loss=cfg.gan_loss, prior=prior)
         checkpoint = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
                                          g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer)
     ckpt_dir = run / "checkpoints" if is_chief else Path(tempfile.mkdtemp(prefix="vocals2song-worker-"))
@@ -468,6 +511,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     t0 = time.monotonic()
     gan.fit(ds, epochs=1, steps_per_epoch=cfg.steps - start, verbose=0, callbacks=callbacks)
     seconds = time.monotonic() - t0
+    keras.mixed_precision.set_global_policy("float32")  # the policy is process-wide: leave none behind
     if not is_chief:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return TrainSummary(run, start, state.step, seconds, (state.step - start) / max(seconds, 1e-9), strategy_name,
