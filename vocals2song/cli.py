@@ -381,7 +381,7 @@ def chorales_cmd(out, limit, soundfont, workers, sr, debug):
 @cli.command("demo")
 @click.option("--out", default="demo", show_default=True, type=click.Path(file_okay=False, path_type=str),
               help="Folder for everything the demo makes.")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps (default 1500).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps (default 1000).")
 @click.option("--chorales", type=click.IntRange(min=3), default=None,
               help="Chorales to render and learn from (default 24).")
 @OPT_DEBUG

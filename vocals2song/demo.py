@@ -31,7 +31,7 @@ EXCERPT = "The Easton Ellises - Falcon 69"
 STEMS = ("mixture", "drums", "bass", "other", "vocals")  # stempeg's stream order
 #: chorales rendered for the demo (the split by tune keeps a few for valid and test)
 DEMO_CHORALES = 24
-DEFAULT_STEPS = 1500
+DEFAULT_STEPS = 1000
 #: the recipe the demo trains (README, "Quality"): only the steps come from the command line
 DEMO_TRAIN = TrainConfig(model="small", generator="powersum-mean", phase_repr="none")
 
@@ -72,13 +72,14 @@ def demo(out: str | os.PathLike = "demo", steps: int = DEFAULT_STEPS, chorales: 
     if chorales < 3:
         raise Vocals2SongError("--chorales must be at least 3 (one per split)", usage=True)
     out = Path(out)
-    bar = _bar if progress else None
     log(f"1/5 render {chorales} Bach chorales with FluidSynth -> {out / 'chorales'}")
-    rendered = render_chorales(out / "chorales", ChoralesConfig(limit=chorales), progress=bar)
+    rendered = render_chorales(out / "chorales", ChoralesConfig(limit=chorales),
+                               progress=_bar("rendering") if progress else None)
     if rendered.failed:
         raise Vocals2SongError(f"{len(rendered.failed)} chorales failed to render; first: {rendered.failed[0].error}")
     log("2/5 sound2image: 15 s segments -> spectrogram images")
-    summary = sound2image(out / "chorales", out / "dataset", CodecConfig(), DatasetConfig(), progress=bar)
+    summary = sound2image(out / "chorales", out / "dataset", CodecConfig(), DatasetConfig(),
+                          progress=_bar("encoding") if progress else None)
     log(f"    {describe(summary)}")
     cfg = TrainConfig(**{**DEMO_TRAIN.__dict__, "steps": steps, "log_every": max(1, min(100, steps // 10)),
                          "sample_every": max(1, steps // 4), "checkpoint_every": max(1, steps // 4)})
@@ -102,11 +103,11 @@ def demo(out: str | os.PathLike = "demo", steps: int = DEFAULT_STEPS, chorales: 
                       trained.start)
 
 
-def _bar(total: int):
-    """A progress bar for a library call, as the CLI draws them (imported late: the CLI stays light)."""
+def _bar(label: str):
+    """A progress bar factory for a library call, as the CLI draws them (imported late: the CLI stays light)."""
     from vocals2song.cli import _progress
 
-    return _progress("    ")(total)
+    return _progress(f"    {label}")
 
 
 def _test_chorale(root: Path, sr: int) -> dict[str, np.ndarray]:
