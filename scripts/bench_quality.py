@@ -30,6 +30,7 @@ VARIANTS: dict[str, list[str]] = {
     "powersum": ["--generator", "powersum", "--phase-repr", "none"],
     "powersum-mean": ["--generator", "powersum-mean", "--phase-repr", "none"],
     "powersum-mean-l1x10": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000"],
+    "powersum-mean-bf16": ["--generator", "powersum-mean", "--phase-repr", "none", "--mixed-precision"],
     "powersum-mean-lr5e-5": ["--generator", "powersum-mean", "--phase-repr", "none", "--lr", "5e-5"],
     "powersum-mean-lsgan": ["--generator", "powersum-mean", "--phase-repr", "none", "--gan-loss", "lsgan"],
     "powersum-lsgan": ["--generator", "powersum", "--phase-repr", "none", "--gan-loss", "lsgan"],
