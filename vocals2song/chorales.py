@@ -29,8 +29,6 @@ import multiprocessing
 import os
 import random
 import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -39,7 +37,7 @@ import numpy as np
 
 from vocals2song import fluidsynth
 from vocals2song.config import ChoralesConfig
-from vocals2song.errors import Vocals2SongError
+from vocals2song.errors import Vocals2SongError, run_pool
 from vocals2song.files import atomic_path, is_partial, write_bytes_atomic
 from vocals2song.sound2image import MUSDB_SETUP_FILE
 
@@ -508,22 +506,9 @@ def render_chorales(out: str | os.PathLike, cfg: ChoralesConfig | None = None,
             bar.update(1, result.plan.name)
 
     with (progress(len(todo)) if progress else contextlib.nullcontext()) as bar:
-        workers = max(1, min(cfg.workers, len(todo)))
-        if workers == 1:
-            for plan in todo:
-                finish(render_track(plan, cfg, str(out)), bar)
-        else:
-            # spawn, not fork: a child forked after the parent loaded FluidSynth (glib) can deadlock
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                pending = {pool.submit(render_track, p, cfg, str(out)) for p in todo}
-                try:
-                    while pending:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for future in finished:
-                            finish(future.result(), bar)
-                except BrokenProcessPool as exc:
-                    raise Vocals2SongError(f"a worker process died ({exc}); out of memory? Rerun with fewer "
-                                           "--workers: finished tracks are kept and the run resumes", out) from exc
+        # spawn, not fork: a child forked after the parent loaded FluidSynth (glib) can deadlock
+        run_pool(render_track, todo, (cfg, str(out)), lambda result: finish(result, bar), cfg.workers, out,
+                 mp_context=multiprocessing.get_context("spawn"))
     return BatchSummary(manifest, done, failed, reused)
 
 

@@ -58,3 +58,31 @@ def run_each(items: Iterable[T], work: Callable[[T], None], path_of: Callable[[T
             if bar is not None:
                 bar.update(1, os.path.basename(path))
     return failures
+
+
+def run_pool(work: Callable, jobs: list, args: tuple, finish: Callable, workers: int, where,
+             mp_context=None) -> None:
+    """Run ``work(job, *args)`` for every job, in ``workers`` processes when that is more than one, and call
+    ``finish(result)`` in this process as each result arrives (so a manifest can be written after every job).
+
+    ``work`` must be picklable (a module-level function). A worker that dies ends the batch with one line naming
+    ``where``; the jobs already finished stay finished, so a rerun resumes.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    workers = max(1, min(workers, len(jobs)))
+    if workers == 1:
+        for job in jobs:
+            finish(work(job, *args))
+        return
+    with ProcessPoolExecutor(workers, mp_context=mp_context) as pool:
+        pending = {pool.submit(work, job, *args) for job in jobs}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    finish(future.result())
+        except BrokenProcessPool as exc:
+            raise Vocals2SongError(f"a worker process died ({exc}); out of memory? Rerun with fewer --workers: "
+                                   "finished tracks are kept and the run resumes", where) from exc

@@ -28,11 +28,9 @@ from typing import Callable
 import numpy as np
 
 from vocals2song import baselines, codec, metrics
-from vocals2song.codec import ImageMeta
 from vocals2song.data import match_pairs
 from vocals2song.errors import Vocals2SongError, run_each
 from vocals2song.files import write_bytes_atomic
-from vocals2song.imagefile import read_image
 
 BASELINES = tuple(baselines.BASELINES)
 #: lsd differences smaller than this (dB) are reported as level, not as a win

@@ -18,8 +18,6 @@ import json
 import math
 import os
 import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,7 +26,7 @@ import numpy as np
 
 from vocals2song import audio, codec, imagefile
 from vocals2song.config import SPLITS, CodecConfig, DatasetConfig
-from vocals2song.errors import Vocals2SongError
+from vocals2song.errors import Vocals2SongError, run_pool
 from vocals2song.files import write_bytes_atomic
 
 MANIFEST = "dataset.json"
@@ -356,21 +354,8 @@ def sound2image(source: str | os.PathLike, out: str | os.PathLike, codec_cfg: Co
 
     _preload()
     with (progress(len(todo)) if progress else contextlib.nullcontext()) as bar:
-        workers = max(1, min(data_cfg.workers, len(todo)))
-        if workers == 1:
-            for job in todo:
-                finish(encode_track(job, codec_cfg, data_cfg, str(out)), bar)
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                pending = {pool.submit(encode_track, j, codec_cfg, data_cfg, str(out)) for j in todo}
-                try:
-                    while pending:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for future in finished:
-                            finish(future.result(), bar)
-                except BrokenProcessPool as exc:
-                    raise Vocals2SongError(f"a worker process died ({exc}); out of memory? Rerun with fewer "
-                                           "--workers: finished tracks are kept and the run resumes", out) from exc
+        run_pool(encode_track, todo, (codec_cfg, data_cfg, str(out)), lambda result: finish(result, bar),
+                 data_cfg.workers, out)
     if not tracks:  # nothing was encoded, now or before: leave nothing behind (no manifest, no empty folders)
         for folder in created:
             _remove_empty_tree(folder)
