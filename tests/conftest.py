@@ -83,7 +83,10 @@ def train_data(tmp_path_factory) -> Path:
 
 
 #: a few tiny-model steps with every side job firing
-QUICK_TRAIN = ["--model", "tiny", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "2"]
+#: the published generator with its phase channel: these runs test the run folder's mechanics, which some tests
+#: probe with two-channel tiles; the default recipe (powersum-mean, magnitude only) has its own tests
+PUBLISHED = ["--generator", "unet", "--phase-repr", "angle"]
+QUICK_TRAIN = ["--model", "tiny", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "2", *PUBLISHED]
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +99,6 @@ def trained_run(train_data, tmp_path_factory) -> Path:
     # The published generator with its phase channel: these tests exercise the plumbing (predict's phase sources,
     # tiling, evaluate); the default powersum-mean recipe has its own tests in test_quality.py.
     cfg = TrainConfig(model="tiny", steps=300, log_every=25, sample_every=1000, checkpoint_every=1000,
-                      generator="unet", phase_repr="angle")
+                      generator="unet", phase_repr="angle", lambda_l1=100.0)
     train(train_data, run, cfg, progress=False, log=lambda *a: None)
     return run

@@ -67,13 +67,16 @@ def training_stats(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> TrainingSt
 MEAN_PAIRS = 32
 
 
-def read_image_meta(path: Path) -> tuple[np.ndarray, ImageMeta]:
-    """An encoded image's pixels and metadata; images without metadata are refused."""
+def read_image_meta(path: Path, fallback: ImageMeta | None = None) -> tuple[np.ndarray, ImageMeta]:
+    """An encoded image's pixels and metadata; an image without metadata takes ``fallback`` (the codec a training
+    set was found to use), or is refused."""
     from vocals2song.imagefile import read_image
 
     pixels, meta_json = read_image(path)
     if meta_json is None:
-        raise Vocals2SongError("the image has no vocals2song metadata; encode the data with sound2image", path)
+        if fallback is None:
+            raise Vocals2SongError("the image has no vocals2song metadata; encode the data with sound2image", path)
+        return pixels, fallback
     return pixels, ImageMeta.from_json(meta_json, path)
 
 
@@ -83,14 +86,16 @@ def image_spectrogram(pixels: np.ndarray, meta: ImageMeta) -> np.ndarray:
     return codec.planes_to_spectrogram(u, v, meta.top_db, meta.range_db)
 
 
-def stats_from_images(pairs: list[tuple[str, Path, Path]], target: str) -> TrainingStats:
+def stats_from_images(pairs: list[tuple[str, Path, Path]], target: str,
+                      fallback: ImageMeta | None = None) -> TrainingStats:
     """`training_stats` of (up to `MEAN_PAIRS`) (name, vocals image, target image) pairs spread over the list;
-    ``target`` says whether the target images hold the mixture or the accompaniment."""
+    ``target`` says whether the target images hold the mixture or the accompaniment; ``fallback`` decodes images
+    without metadata (see `read_image_meta`)."""
     chosen = pairs[:: max(1, len(pairs) // MEAN_PAIRS)][:MEAN_PAIRS]
 
     def spectra():
         for _, voc_path, tar_path in chosen:
-            Z_voc, Z_tar = (image_spectrogram(*read_image_meta(p)) for p in (voc_path, tar_path))
+            Z_voc, Z_tar = (image_spectrogram(*read_image_meta(p, fallback)) for p in (voc_path, tar_path))
             yield Z_voc, (Z_tar - Z_voc if target == "mixture" else Z_tar)
 
     return training_stats(spectra())

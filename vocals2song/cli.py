@@ -176,7 +176,8 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
                    "(magnitude only; the song takes the vocals' phase).")
 @click.option("--gan-loss", type=click.Choice(list(GAN_LOSSES)), default=None,
               help="Adversarial loss: bce (published) or lsgan (least squares).")
-@click.option("--lambda-l1", type=click.FloatRange(min=0), default=None, help="Weight of the L1 loss (default 100).")
+@click.option("--lambda-l1", type=click.FloatRange(min=0), default=None,
+              help="Weight of the L1 loss (default 1000; 100 is the published value).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate (default 2e-4).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,

@@ -558,7 +558,8 @@ def _prior(pairs: data_mod.PairSet) -> list[float]:
     sound (as the gated ``mean_accompaniment`` baseline adds it), as network rows."""
     from vocals2song import baselines
 
-    stats = baselines.stats_from_images([(p.name, p.input, p.target) for p in pairs.train], pairs.target)
+    stats = baselines.stats_from_images([(p.name, p.input, p.target) for p in pairs.train], pairs.target,
+                                        fallback=pairs.meta)
     return baselines.prior_rows(stats, pairs.meta.top_db, pairs.meta.range_db)
 
 
