@@ -38,7 +38,7 @@ import numpy as np
 from vocals2song import fluidsynth
 from vocals2song.config import ChoralesConfig
 from vocals2song.errors import Vocals2SongError, run_pool
-from vocals2song.files import atomic_path, is_partial, write_bytes_atomic
+from vocals2song.files import atomic_path, is_partial, read_manifest, write_bytes_atomic
 from vocals2song.sound2image import MUSDB_SETUP_FILE
 
 MANIFEST = "chorales.json"
@@ -399,13 +399,7 @@ def manifest_params(cfg: ChoralesConfig, soundfont: Path) -> dict:
 
 
 def load_manifest(out: Path) -> dict | None:
-    path = out / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise Vocals2SongError(f"is not valid JSON ({exc}); delete it to render again", path, usage=True) from exc
+    return read_manifest(out / MANIFEST, "delete it to render again")
 
 
 def write_manifest(out: Path, params: dict, plans: list[TrackPlan], done: dict[str, dict], soundfont: Path) -> dict:

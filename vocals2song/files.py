@@ -39,3 +39,18 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 def is_partial(path: Path) -> bool:
     """True for the temporary files `atomic_path` leaves only if a process is killed mid-write."""
     return path.name.startswith(".") and ".part" in path.name
+
+
+def read_manifest(path: Path, remedy: str) -> dict | None:
+    """A batch's JSON manifest (``dataset.json``, ``chorales.json``), or None when there is none yet; a corrupt
+    one is a one-line usage error that ends with ``remedy`` (what to delete or rerun)."""
+    import json
+
+    from vocals2song.errors import Vocals2SongError
+
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise Vocals2SongError(f"is not valid JSON ({exc}); {remedy}", path, usage=True) from exc

@@ -27,7 +27,7 @@ import numpy as np
 from vocals2song import audio, codec, imagefile
 from vocals2song.config import SPLITS, CodecConfig, DatasetConfig
 from vocals2song.errors import Vocals2SongError, run_pool
-from vocals2song.files import write_bytes_atomic
+from vocals2song.files import read_manifest, write_bytes_atomic
 
 MANIFEST = "dataset.json"
 ACCOMPANIMENT_STEMS = ("drums", "bass", "other")
@@ -276,14 +276,7 @@ def manifest_params(codec_cfg: CodecConfig, data_cfg: DatasetConfig) -> dict:
 
 
 def load_manifest(out: Path) -> dict | None:
-    path = out / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise Vocals2SongError(f"is not valid JSON ({exc}); delete it to rebuild the dataset", path,
-                               usage=True) from exc
+    return read_manifest(out / MANIFEST, "delete it to rebuild the dataset")
 
 
 def write_manifest(out: Path, params: dict, tracks: dict[str, dict]) -> dict:
