@@ -70,6 +70,10 @@ VALID_TRACK = "Actions - One Minute Smile"  # musdb lists it as validation: soun
 
 # --- child modes -----------------------------------------------------------------------------------
 
+#: the network the bare step builds (`build_pix2pix`'s defaults): the published generator with its phase channel,
+#: so train() runs are like for like with it (the CLI's default recipe is powersum-mean, magnitude only)
+PUBLISHED = {"generator": "unet", "phase_repr": "angle", "lambda_l1": 100.0}
+
 def child_steps(data: str, run: str, model: str, warmup: int, steps: int) -> int:
     """Train ``model`` on DATA for warmup + steps + 1 steps with the real `train()`; print a result line."""
     from vocals2song.train import quiet_tensorflow
@@ -102,7 +106,8 @@ def child_steps(data: str, run: str, model: str, warmup: int, steps: int) -> int
 
     keras.Model.fit = timed_fit
     total = warmup + steps + 1
-    cfg = TrainConfig(model=model, steps=total, log_every=total, checkpoint_every=total, sample_every=total)
+    cfg = TrainConfig(model=model, steps=total, log_every=total, checkpoint_every=total, sample_every=total,
+                      **PUBLISHED)
     summary = train(data, run, cfg, resume=False, progress=True, log=lambda msg: print(msg, file=sys.stderr))
     if len(stamps) != total or not begin:
         raise SystemExit(f"expected {total} timed steps, got {len(stamps)}")
@@ -209,7 +214,7 @@ def child_cli(data: str, work: str, steps: int, warmup: int, bare_steps: int, ro
     pairs = data_mod.find_pairs(data)
     nb_rows, nb_channels = pairs.info.nb_rows - 1, transforms.nb_net_channels(pairs.meta.format)
     bare = bare_stepper(build_pix2pix(nb_rows, nb_channels, MODELS["tiny"]), nb_rows, nb_channels)
-    cfg = TrainConfig(model="tiny", steps=steps)  # default history rows, samples and checkpoints
+    cfg = TrainConfig(model="tiny", steps=steps, **PUBLISHED)  # default history rows, samples and checkpoints
     bare_rates, cli_rates = [bare(bare_steps)], []
     bare_cpu, cli_cpu = [bare.cpu], []
     for r in range(rounds):
