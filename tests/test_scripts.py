@@ -45,3 +45,13 @@ def test_bench_predict_reports_realtime_factor(tmp_path):
                      "--workdir", str(tmp_path))
     assert "x realtime" in out
     assert "Peak RSS (tiny) 2 s input:" in out and "ratio 8/2 s:" in out and "MB per minute of audio" in out
+
+
+def test_quality_headroom_ranks_the_oracles(train_data):
+    out = run_script("quality_headroom.py", str(train_data))
+    scores = {line[:30].strip(): float(line[30:]) for line in out.splitlines()[1:]}
+    assert len(scores) == 7 and "test items" in out
+    # knowing the true accompaniment beats knowing nothing of it, and its frame gains beat the flat mean
+    # (on these synthetic songs the mean itself loses to the vocals: 31.7 against 22.6 when written)
+    assert scores["oracle: true accompaniment"] < min(scores["mean_accompaniment"], scores["vocals_only"])
+    assert scores["oracle: + frame gain"] < scores["mean_accompaniment"]
