@@ -37,6 +37,8 @@ VARIANTS: dict[str, list[str]] = {
                              "--lr", "5e-5"],
     "powersum-mean-lsgan": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
                             "--gan-loss", "lsgan"],
+    "powersum-mean-l2": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "4000",
+                         "--recon-loss", "l2"],
     "powersum-tile512": ["--generator", "powersum", "--phase-repr", "none", "--lambda-l1", "100", "--tile", "512"],
     "powersum-if": ["--generator", "powersum", "--phase-repr", "if", "--lambda-l1", "100"],
     "powersum-angle": ["--generator", "powersum", "--phase-repr", "angle", "--lambda-l1", "100"],

@@ -67,6 +67,21 @@ def test_one_train_step_gives_finite_losses():
     assert any(not np.array_equal(a, b) for a, b in zip(before, gan.generator.get_weights()))
 
 
+@pytest.mark.parametrize("recon_loss", ["l1", "l2"])
+def test_reconstruction_loss_is_the_one_asked_for(recon_loss):
+    gan = build_pix2pix(ROWS, 1, MODELS["tiny"], recon_loss=recon_loss)
+    rng = np.random.default_rng(2)
+    x, y = (keras.ops.convert_to_tensor(rng.uniform(-1, 1, (1, ROWS, 64, 1)).astype(np.float32)) for _ in range(2))
+    fake = np.asarray(gan.generator(x, training=False))
+    _, _, rec, _ = gan.losses_for(x, y, training=False)
+    error = np.asarray(y) - fake
+    expected = np.mean(error**2) if recon_loss == "l2" else np.mean(np.abs(error))
+    assert float(rec) == pytest.approx(float(expected), rel=1e-5)
+    with pytest.raises(ValueError, match="reconstruction loss"):
+        build_pix2pix(ROWS, 1, MODELS["tiny"], recon_loss="l3")
+
+
+
 # --- data --------------------------------------------------------------------------------------------
 
 def _self_pairs(train_data, tmp_path) -> Path:

@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from vocals2song import __version__
-from vocals2song.config import (CONTAINERS, FORMATS, GAN_LOSSES, GENERATORS, MODELS, PHASE_REPRS, TAILS, TARGETS,
-                                ChoralesConfig, CodecConfig, DatasetConfig, TrainConfig, replace_given)
+from vocals2song.config import (CONTAINERS, FORMATS, GAN_LOSSES, GENERATORS, MODELS, PHASE_REPRS, RECON_LOSSES, TAILS,
+                                TARGETS, ChoralesConfig, CodecConfig, DatasetConfig, TrainConfig, replace_given)
 from vocals2song.errors import Vocals2SongError
 
 # Options are defined once and shared by every command that takes them. Defaults live in config.py:
@@ -176,8 +176,10 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
                    "(magnitude only; the song takes the vocals' phase).")
 @click.option("--gan-loss", type=click.Choice(list(GAN_LOSSES)), default=None,
               help="Adversarial loss: bce (published) or lsgan (least squares).")
+@click.option("--recon-loss", type=click.Choice(list(RECON_LOSSES)), default=None,
+              help="Reconstruction loss on the image planes: l1 (published) or l2 (squared error).")
 @click.option("--lambda-l1", type=click.FloatRange(min=0), default=None,
-              help="Weight of the L1 loss (default 1000; 100 is the published value).")
+              help="Weight of the reconstruction loss (default 1000; 100 is the published value).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate (default 2e-4).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
@@ -192,7 +194,7 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--xla", is_flag=True, default=None, help="Compile the train step with XLA (helps GPUs; slower on CPUs).")
 @OPT_DEBUG
 def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, generator, phase_repr, gan_loss,
-              lambda_l1, lr, seed,
+              recon_loss, lambda_l1, lr, seed,
               checkpoint_every, sample_every, log_every, resume, mixed_precision, xla, debug):
     """Train pix2pix on the paired images of DATA into the run folder RUN.
 
@@ -217,7 +219,7 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
         recorded = run_settings(run) if resume else {}  # a rerun continues the run as it was configured
         given = dict(input_subdir=input_subdir, target_subdir=target_subdir, steps=steps, batch_size=batch_size,
                      tile=tile, model=model, generator=generator, phase_repr=phase_repr, gan_loss=gan_loss,
-                     lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
+                     recon_loss=recon_loss, lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                      sample_every=sample_every, log_every=log_every, mixed_precision=mixed_precision, xla=xla)
         default = TrainConfig()
         taken = [k for k, v in given.items() if v is None and recorded.get(k, getattr(default, k)) != getattr(default, k)]

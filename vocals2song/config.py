@@ -21,6 +21,8 @@ TAILS = ("pad", "drop")
 GENERATORS = ("unet", "powersum", "powersum-mean")
 #: adversarial losses: the published binary cross-entropy, or least squares
 GAN_LOSSES = ("bce", "lsgan")
+#: the reconstruction loss on the image planes: L1 (published, median-seeking) or L2 (mean-seeking, like lsd)
+RECON_LOSSES = ("l1", "l2")
 #: how the network sees the phase: as stored, as instantaneous frequency (GANSynth), or not at all
 PHASE_REPRS = ("angle", "if", "none")
 
@@ -129,6 +131,7 @@ class TrainConfig:
     generator: str = "powersum-mean"  # GENERATORS: "unet" (published), "powersum" (adds to the vocals), ...
     phase_repr: str = "none"  # PHASE_REPRS: the phase as stored ("angle"), "if", or "none" (magnitude only)
     gan_loss: str = "bce"  # model.GAN_LOSSES
+    recon_loss: str = "l1"  # RECON_LOSSES; --lambda-l1 weighs it whichever it is
 
 
 def replace_given(obj, **overrides):

@@ -11,7 +11,7 @@ import keras
 from keras import layers, ops
 
 from vocals2song.baselines import GATE_DBFS
-from vocals2song.config import GAN_LOSSES, GENERATORS, ModelConfig
+from vocals2song.config import GAN_LOSSES, GENERATORS, RECON_LOSSES, ModelConfig
 
 KERNEL = 4
 INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
@@ -230,10 +230,13 @@ class Pix2Pix(keras.Model):
     """The GAN: owns both networks; ``fit`` on ``(vocals, target)`` batches trains them."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, lambda_l1: float = 100.0,
-                 gan_loss: str = "bce", **kwargs):
+                 gan_loss: str = "bce", recon_loss: str = "l1", **kwargs):
         super().__init__(**kwargs)
         if gan_loss not in GAN_LOSSES:
             raise ValueError(f"unknown GAN loss {gan_loss!r}; use one of {', '.join(GAN_LOSSES)}")
+        if recon_loss not in RECON_LOSSES:
+            raise ValueError(f"unknown reconstruction loss {recon_loss!r}; use one of {', '.join(RECON_LOSSES)}")
+        self.recon_loss = recon_loss
         self.generator = generator
         self.discriminator = discriminator
         self.lambda_l1 = float(lambda_l1)
@@ -274,7 +277,9 @@ class Pix2Pix(keras.Model):
             gen_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
             disc = self.bce(ops.ones_like(real_logits), real_logits) + self.bce(ops.zeros_like(fake_logits),
                                                                                fake_logits)
-        gen_l1 = ops.mean(ops.abs(ops.cast(y, "float32") - ops.cast(fake, "float32")))
+        error = ops.cast(y, "float32") - ops.cast(fake, "float32")
+        # "gen_l1" names the reconstruction term whichever it is (history.csv keeps its columns)
+        gen_l1 = ops.mean(ops.square(error)) if self.recon_loss == "l2" else ops.mean(ops.abs(error))
         gen_total = gen_gan + self.lambda_l1 * gen_l1
         return gen_total, gen_gan, gen_l1, disc
 
@@ -318,10 +323,12 @@ def make_optimizer(lr: float, mixed_precision: bool = False) -> keras.optimizers
 
 def build_pix2pix(nb_rows: int, nb_channels: int, cfg: ModelConfig, lambda_l1: float = 100.0, lr: float = 2e-4,
                   mixed_precision: bool = False, jit_compile: bool = False, generator: str = "unet",
-                  range_db: float = 100.0, gan_loss: str = "bce", prior: list[float] | None = None) -> Pix2Pix:
+                  range_db: float = 100.0, gan_loss: str = "bce", prior: list[float] | None = None,
+                  recon_loss: str = "l1") -> Pix2Pix:
     """Build and compile the GAN (inside the current distribution strategy's scope)."""
     gan = Pix2Pix(build_generator(nb_rows, nb_channels, cfg, generator, range_db, prior),
-                  build_discriminator(nb_rows, nb_channels, cfg), lambda_l1=lambda_l1, gan_loss=gan_loss)
+                  build_discriminator(nb_rows, nb_channels, cfg), lambda_l1=lambda_l1, gan_loss=gan_loss,
+                  recon_loss=recon_loss)
     gan.compile(g_optimizer=make_optimizer(lr, mixed_precision), d_optimizer=make_optimizer(lr, mixed_precision),
                 jit_compile=jit_compile)
     gan.g_optimizer.build(gan.generator.trainable_variables)

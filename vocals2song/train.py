@@ -32,7 +32,7 @@ import numpy as np
 from vocals2song import data as data_mod
 from vocals2song import plots, precision, transforms
 from vocals2song.codec import ImageMeta, planes_to_audio
-from vocals2song.config import GAN_LOSSES, GENERATORS, MODELS, PHASE_REPRS, TrainConfig
+from vocals2song.config import GAN_LOSSES, GENERATORS, MODELS, PHASE_REPRS, RECON_LOSSES, TrainConfig
 from vocals2song.errors import Vocals2SongError
 from vocals2song.files import atomic_path, write_bytes_atomic
 
@@ -472,7 +472,8 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     with strategy.scope():
         gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr,
                             mixed_precision=policy == "mixed_float16", jit_compile=cfg.xla,
-                            generator=cfg.generator, range_db=pairs.meta.range_db, gan_loss=cfg.gan_loss, prior=prior)
+                            generator=cfg.generator, range_db=pairs.meta.range_db, gan_loss=cfg.gan_loss, prior=prior,
+                            recon_loss=cfg.recon_loss)
         checkpoint = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
                                          g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer)
     ckpt_dir = run / "checkpoints" if is_chief else Path(tempfile.mkdtemp(prefix="vocals2song-worker-"))
@@ -520,7 +521,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
 
 def _check_config(cfg: TrainConfig) -> None:
     for name, value, allowed in (("model", cfg.model, MODELS), ("generator", cfg.generator, GENERATORS),
-                                 ("gan-loss", cfg.gan_loss, GAN_LOSSES),
+                                 ("gan-loss", cfg.gan_loss, GAN_LOSSES), ("recon-loss", cfg.recon_loss, RECON_LOSSES),
                                  ("phase-repr", cfg.phase_repr, PHASE_REPRS)):
         if value not in allowed:
             raise Vocals2SongError(f"unknown --{name} {value!r}; use one of {', '.join(allowed)}", usage=True)
