@@ -28,6 +28,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from vocals2song import baselines as B
+from vocals2song.errors import Vocals2SongError
 
 ROWS = ("vocals_only", "mean_accompaniment", "oracle: + frame gain", "oracle: track mean",
         "oracle: freq-smoothed", "oracle: time-smoothed", "oracle: true accompaniment")
@@ -73,14 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     for split in ("train", "test"):
         if not (args.dataset / split / "vocals").is_dir():
             parser.error(f"{args.dataset / split / 'vocals'} is not a folder; give a sound2image dataset")
-    total, frames = None, 0
-    for _, Z_voc, Z_acc in pairs(args.dataset, "train", args.target):
-        s = B.sounding_frames(Z_voc)
-        L = np.log(np.abs(Z_acc[:, s]) ** 2 + B.POWER_FLOOR).sum(axis=1)
-        total, frames = (L if total is None else total + L), frames + int(s.sum())
-    if not frames:
-        parser.error("no training frame where the vocals sound")
-    log_mean = total / frames
+    try:  # the baseline's own mean, over every training pair
+        stats = B.training_stats((Z_voc, Z_acc) for _, Z_voc, Z_acc in pairs(args.dataset, "train", args.target))
+    except Vocals2SongError as exc:
+        parser.error(str(exc))
+    log_mean, frames = np.log(stats.mean_power), stats.nb_frames
     table = np.array([scores(Z_voc, Z_acc, log_mean) for _, Z_voc, Z_acc in pairs(args.dataset, "test", args.target)])
     print(f"{args.dataset}: {len(table)} test items, {frames} sounding training frames; "
           "median lsd (dB, codec STFT, magnitude only; lower is better)")

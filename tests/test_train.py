@@ -81,7 +81,6 @@ def test_reconstruction_loss_is_the_one_asked_for(recon_loss):
         build_pix2pix(ROWS, 1, MODELS["tiny"], recon_loss="l3")
 
 
-
 # --- data --------------------------------------------------------------------------------------------
 
 def _self_pairs(train_data, tmp_path) -> Path:
