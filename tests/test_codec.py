@@ -9,6 +9,7 @@ import pytest
 
 from vocals2song import audio, codec, imagefile
 from vocals2song.config import CodecConfig
+from vocals2song.errors import Vocals2SongError
 
 #: SPEC.md fidelity floors (SNR in dB, stored phase, real music)
 FLOORS = {"rgb8": 40.0, "rgba8": 46.0, "tiff16": 85.0, "png16": 85.0, "float32": 120.0}
@@ -184,6 +185,48 @@ def test_stft_equals_librosa(win, dtype):
     assert Z.shape == expected.shape and Z.dtype == expected.dtype
     tolerance = 1e-6 if dtype == np.float32 else 1e-12
     assert np.abs(Z - expected).max() <= tolerance * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("fmt", codec.COLUMNWISE_FORMATS)
+@pytest.mark.parametrize("nb_samples", [256 * 600 + 77, 1000])
+def test_blockwise_encoding_equals_whole_image(fmt, nb_samples):
+    """encode_audio encodes these formats in blocks of frames (for speed); the pixels must be exactly those of the
+    whole spectrogram at once, including a last, shorter block and a signal shorter than one block."""
+    y = np.random.default_rng(1).standard_normal(nb_samples).astype(np.float32) * 0.1
+    cfg = CodecConfig(format=fmt)
+    pixels, meta = codec.encode_audio(y, cfg)
+    whole, whole_meta = codec.encode_spectrogram(audio.stft(y, cfg.n_fft, cfg.hop, cfg.win_length), meta)
+    assert pixels.shape == whole.shape and pixels.dtype == whole.dtype and meta == whole_meta
+    np.testing.assert_array_equal(pixels, whole)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT", "PCM_U8"])
+@pytest.mark.parametrize("nb_channels", [1, 2, 3])
+def test_load_mono_equals_load_audio_then_to_mono(subtype, nb_channels, tmp_path):
+    """load_mono reads integer PCM as integers (for speed); the samples must be exactly load_audio's, mixed down."""
+    import soundfile as sf
+
+    y = np.random.default_rng(2).uniform(-1, 1, (4410, nb_channels))
+    path = tmp_path / "x.wav"
+    sf.write(path, y, 44100, subtype=subtype)
+    mono, sr = audio.load_mono(path)
+    expected, expected_sr = audio.load_audio(path)
+    assert sr == expected_sr == 44100 and mono.dtype == np.float32
+    np.testing.assert_array_equal(mono, audio.to_mono(expected))
+
+
+@pytest.mark.parametrize("damage,message", [("missing", "no such file"), ("garbage", "cannot read audio"),
+                                            ("empty", "empty")])
+def test_load_mono_errors_are_load_audios(damage, message, tmp_path):
+    import soundfile as sf
+
+    path = tmp_path / "x.wav"
+    if damage == "garbage":
+        path.write_bytes(b"RIFF\x00\x00garbage" * 10)
+    elif damage == "empty":
+        sf.write(path, np.zeros((0, 2)), 44100, subtype="PCM_16")
+    with pytest.raises(Vocals2SongError, match=message):
+        audio.load_mono(path)
 
 
 def test_png_written_by_other_tools_reads_back(tmp_path):

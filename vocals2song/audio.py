@@ -39,6 +39,33 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return check_audio(y, path), int(sr)
 
 
+#: integer PCM subtypes read as integers, and the full scale of those integers (24-bit ones come left-aligned in
+#: int32). Not PCM_32: 32-bit integers do not fit float32, so mixing them would round differently from load_audio.
+INTEGER_PCM = {"PCM_16": ("int16", 2.0**15), "PCM_24": ("int32", 2.0**31)}
+
+
+def load_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """`load_audio` then `to_mono`, with the same samples and errors; 16 and 24-bit PCM files are read as integers
+    and mixed straight to float32, which is about 3x faster (integers need no finiteness check either)."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            dtype, full_scale = INTEGER_PCM.get(f.subtype, (None, None))
+            q = f.read(dtype=dtype, always_2d=True) if dtype else None
+            sr = f.samplerate
+    except Exception:  # noqa: BLE001 - load_audio below says what is wrong
+        q = None
+    if q is None or q.size == 0:
+        y, sr = load_audio(path)
+        return to_mono(y), sr
+    mono = q[:, 0].astype(np.float32)
+    for channel in range(1, q.shape[1]):
+        mono += q[:, channel]
+    mono *= np.float32(1.0 / q.shape[1]) / np.float32(full_scale)
+    return mono, int(sr)
+
+
 def _load_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     import stempeg
 
@@ -113,14 +140,35 @@ def stft(y: np.ndarray, n_fft: int, hop: int, win: int, window: str = "hann") ->
     """
     import scipy.fft
 
+    frames, w = _frames(y, n_fft, hop, win, window)
+    return scipy.fft.rfft(frames * w, axis=1).T
+
+
+def stft_blocks(y: np.ndarray, n_fft: int, hop: int, win: int, window: str = "hann", block: int = 256):
+    """`stft` in blocks of ``block`` frames: yields ``(first frame, complex (nb_bins, n))``, equal to the slices of
+    ``stft(y, ...)``. Each block stays in the CPU cache through whatever follows it, which makes sound2image's
+    encoding about 20% faster than one (513, 2584) pass (scripts/bench_sound2image.py). A yielded block is only
+    valid until the next one is asked for.
+    """
+    import scipy.fft
+
+    frames, w = _frames(y, n_fft, hop, win, window)
+    buffer = np.empty((min(block, len(frames)), n_fft), dtype=frames.dtype)
+    for start in range(0, len(frames), block):
+        windowed = buffer[: min(block, len(frames) - start)]
+        np.multiply(frames[start: start + block], w, out=windowed)
+        yield start, scipy.fft.rfft(windowed, axis=1, overwrite_x=True).T
+
+
+def _frames(y: np.ndarray, n_fft: int, hop: int, win: int, window: str) -> tuple[np.ndarray, np.ndarray]:
+    """Centered, zero-padded frames ``(nb_frames, n_fft)`` of ``y`` (a view) and the window in their dtype."""
     y = np.asarray(y)
     if y.dtype not in (np.float32, np.float64):
         y = y.astype(np.float32)
     padded = np.pad(y, n_fft // 2)
     nb_frames = 1 + len(y) // hop
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:nb_frames]
-    windowed = frames * stft_window(n_fft, win, window).astype(y.dtype)
-    return scipy.fft.rfft(windowed, axis=1).T
+    return frames, stft_window(n_fft, win, window).astype(y.dtype)
 
 
 def istft(Z: np.ndarray, hop: int, win: int, window: str = "hann", length: int | None = None) -> np.ndarray:

@@ -169,8 +169,8 @@ def _stem_file(folder: Path, stem: str) -> Path:
 
 
 def _read_stem_file(path: Path, sr: int) -> np.ndarray:
-    y, file_sr = audio.load_audio(path)
-    return audio.resample(audio.to_mono(y), file_sr, sr)
+    y, file_sr = audio.load_mono(path)
+    return audio.resample(y, file_sr, sr)
 
 
 def load_pair(job: TrackJob, target: str, sr: int) -> dict[str, np.ndarray]:
