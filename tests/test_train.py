@@ -190,6 +190,25 @@ def test_cli_train_writes_every_artefact(train_data, tmp_path, run_cli):
     assert {"loss/gen_l1", "loss/val_l1", "audio/predicted_mixture", "audio/target",
             "strips/input|target|prediction"} <= tags
     assert "steps/s" in result.output and not list(run.rglob(".*.part*"))
+    assert "loudness" not in config  # the published generator has no accompaniment of its own to calibrate
+
+
+def test_default_recipe_calibrates_its_loudness(train_data, tmp_path, run_cli):
+    """The additive generator's accompaniment gain is fitted on training pairs when training ends, kept by a rerun
+    of the finished run, and left out with --no-loudness-calibration."""
+    run = tmp_path / "run"
+    quick = ["--model", "tiny", "--steps", "4", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "4"]
+    result = run_cli("train", train_data, run, *quick)
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["generator"] == "powersum-mean"
+    assert len(config["loudness"]["gain_db"]) == 513 and np.isfinite(config["loudness"]["alpha_db"])
+    assert config["loudness"]["pairs"] >= 1 and "loudness calibration" in result.output
+    again = run_cli("train", train_data, run, *quick)
+    assert again.exit_code == 0 and "already at step 4" in again.output
+    assert json.loads((run / "config.json").read_text())["loudness"] == config["loudness"]
+    off = run_cli("train", train_data, run, *quick, "--no-loudness-calibration")
+    assert off.exit_code == 0 and "loudness" not in json.loads((run / "config.json").read_text())
 
 
 #: a fixed network input on which saved and restored networks must agree

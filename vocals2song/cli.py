@@ -178,6 +178,9 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
               help="Adversarial loss: bce (published) or lsgan (least squares).")
 @click.option("--recon-loss", type=click.Choice(list(RECON_LOSSES)), default=None,
               help="Reconstruction loss on the image planes: l1 (published) or l2 (squared error).")
+@click.option("--loudness-calibration/--no-loudness-calibration", default=None,
+              help="At the end of training, fit a gain on the predicted accompaniment so that the songs of training "
+                   "pairs come out as loud as the true ones (powersum generators on mixtures; default on).")
 @click.option("--lambda-l1", type=click.FloatRange(min=0), default=None,
               help="Weight of the reconstruction loss (default 1000; 100 is the published value).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate (default 2e-4).")
@@ -194,7 +197,7 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--xla", is_flag=True, default=None, help="Compile the train step with XLA (helps GPUs; slower on CPUs).")
 @OPT_DEBUG
 def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, generator, phase_repr, gan_loss,
-              recon_loss, lambda_l1, lr, seed,
+              recon_loss, loudness_calibration, lambda_l1, lr, seed,
               checkpoint_every, sample_every, log_every, resume, mixed_precision, xla, debug):
     """Train pix2pix on the paired images of DATA into the run folder RUN.
 
@@ -219,13 +222,14 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
         recorded = run_settings(run) if resume else {}  # a rerun continues the run as it was configured
         given = dict(input_subdir=input_subdir, target_subdir=target_subdir, steps=steps, batch_size=batch_size,
                      tile=tile, model=model, generator=generator, phase_repr=phase_repr, gan_loss=gan_loss,
-                     recon_loss=recon_loss, lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
+                     recon_loss=recon_loss, loudness_calibration=loudness_calibration, lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                      sample_every=sample_every, log_every=log_every, mixed_precision=mixed_precision, xla=xla)
         default = TrainConfig()
         taken = [k for k, v in given.items() if v is None and recorded.get(k, getattr(default, k)) != getattr(default, k)]
         if taken:
             click.echo(f"note: as recorded in {Path(run) / 'config.json'}: "
-                       + ", ".join(f"--{k.replace('_', '-')}" + ("" if recorded[k] is True else f" {recorded[k]}")
+                       + ", ".join(f"--{'no-' if recorded[k] is False else ''}{k.replace('_', '-')}"
+                                   + ("" if isinstance(recorded[k], bool) else f" {recorded[k]}")
                                    for k in taken), err=True)
         cfg = replace_given(replace_given(default, **recorded), **given)
         summary = train(data, run, cfg, resume=resume, progress=True, log=click.echo)

@@ -132,6 +132,8 @@ class TrainConfig:
     phase_repr: str = "none"  # PHASE_REPRS: the phase as stored ("angle"), "if", or "none" (magnitude only)
     gan_loss: str = "bce"  # model.GAN_LOSSES
     recon_loss: str = "l1"  # RECON_LOSSES; --lambda-l1 weighs it whichever it is
+    # powersum generators on mixtures: fit the accompaniment's loudness on training pairs at the end (loudness.py)
+    loudness_calibration: bool = True
 
 
 def replace_given(obj, **overrides):

@@ -88,7 +88,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
         estimates = {"model": pred.song, "vocals_only": vocals}  # the vocals themselves: the page shares the player
         for baseline, make in baselines.BASELINES.items():
             if stats is not None and baseline not in estimates:
-                estimates[baseline] = codec.spectrogram_to_audio(make(Z_voc, stats), meta)
+                estimates[baseline] = codec.spectrogram_to_audio(make(Z_voc, stats, meta), meta)
         item = {"name": Path(name).stem, "track": (meta.source or {}).get("track"), "seconds": meta.length / meta.sr}
         for key, estimate in estimates.items():
             estimate = np.asarray(estimate[: len(truth)], dtype=np.float64)

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from vocals2song import audio, codec, transforms
+from vocals2song import audio, codec, loudness, transforms
 from vocals2song.codec import ImageMeta
 from vocals2song.config import CodecConfig
 from vocals2song.data import crop_or_pad
@@ -33,6 +33,9 @@ GRIFFINLIM_ITERS = 32
 #: tiles overlap by this share of the tile and are cross-faded over the overlap
 OVERLAP = 0.25
 TILE_BATCH = 4
+#: magnitudes at or under half an 8-bit step are silence: the random-phase lift leaves them (a powersum head starts
+#: its accompaniment at u = 0.001, just under it, where it adds nothing)
+SILENT_U = 0.5 / 255
 
 
 def check_phase(phase: str) -> None:
@@ -129,6 +132,11 @@ class Predictor:
         phase = np.arctan2(blended[..., 2], blended[..., 1]) / np.pi
         return np.stack([blended[..., 0], phase], axis=-1).astype(np.float32)
 
+    @property
+    def loudness_gain(self) -> list[float] | None:
+        """The accompaniment gain per bin that training fitted (`vocals2song.loudness`); None for older runs."""
+        return self.config.get("loudness", {}).get("gain_db")
+
     def planes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Network input -> predicted planes ``u``, ``v`` (``v`` None for a magnitude-only network)."""
         return transforms.net_to_planes(self.spectrogram(x), self.meta.format, self.config["codec"].get("split"),
@@ -158,6 +166,24 @@ def load_predictor(run: str | os.PathLike) -> Predictor:
     step = tf.function(lambda t: generator(t, training=False), reduce_retracing=True)
     return Predictor(config, codec_meta(config), lambda tiles: step(tf.constant(tiles)).numpy(),
                      int(config["training"]["tile"]))
+
+
+def calibrate_loudness(predictor: Predictor, pairs: list, limit: int = 24) -> dict:
+    """Fit the accompaniment's loudness gain (`vocals2song.loudness.fit_gain`) on up to ``limit`` training pairs
+    spread over ``pairs`` (`data.Pair`), from the predictor's raw output; the result is config.json's "loudness"."""
+    from vocals2song.baselines import read_image_meta
+
+    chosen = pairs[:: max(1, len(pairs) // limit)][:limit]
+    meta = predictor.meta
+
+    def items():
+        for pair in chosen:
+            (pixels, vocals_meta), (target, target_meta) = read_image_meta(pair.input, meta), read_image_meta(pair.target, meta)
+            u_song = predictor.planes(transforms.pixels_to_net(pixels, meta.format, predictor.phase_repr))[0]
+            yield u_song, codec.decode_planes(pixels, vocals_meta)[0], codec.decode_planes(target, target_meta)[0]
+
+    alpha, gain = loudness.fit_gain(items(), meta.top_db, meta.range_db)
+    return {"alpha_db": alpha, "pairs": len(chosen), "gain_db": gain}
 
 
 # --- one input -------------------------------------------------------------------------------------
@@ -202,17 +228,24 @@ def vocals_input(path: Path, predictor: Predictor) -> tuple[np.ndarray, np.ndarr
 def predict_song(vocals: np.ndarray, pixels: np.ndarray, meta: ImageMeta, predictor: Predictor,
                  phase: str = "model", add_vocals: bool | None = None, iters: int = GRIFFINLIM_ITERS) -> Prediction:
     """Vocals (audio and their encoded pixels) -> the predicted song."""
-    from vocals2song.baselines import song_phase
+    from vocals2song.baselines import random_phase_gain, song_phase
 
     check_phase(phase)
     fmt = predictor.meta.format
     u, v = predictor.planes(transforms.pixels_to_net(pixels, fmt, predictor.phase_repr))
+    u_in = codec.decode_planes(pixels, meta)[0]
+    if predictor.loudness_gain:
+        u = loudness.apply_gain(u, u_in, predictor.loudness_gain, meta.top_db, meta.range_db)
     vocals_angle = None
     if phase == "vocals" or v is None:  # a magnitude-only model's own phase is the vocals' (where they count)
         Z_voc = audio.stft(np.pad(vocals, (0, max(0, meta.hop * (pixels.shape[1] - 1) - len(vocals)))),
                            meta.n_fft, meta.hop, meta.win, meta.window)[:, : u.shape[1]]
         power = codec.planes_to_magnitude(u, meta.top_db, meta.range_db).astype(np.float64) ** 2
-        vocals_angle = np.angle(song_phase(Z_voc, power)).astype(np.float32)
+        phasor = song_phase(Z_voc, power, gain=random_phase_gain(meta.n_fft, meta.hop, meta.win, meta.window))
+        vocals_angle = np.angle(phasor).astype(np.float32)
+        # where the phase is random, lift the magnitude by what the overlap-add of unrelated phases loses
+        lift = (20.0 / meta.range_db) * np.log10(np.abs(phasor)).astype(np.float32)
+        u = np.where(u > SILENT_U, np.clip(u + lift, 0.0, 1.0), u).astype(np.float32)
         if v is None:
             v = ((vocals_angle + np.pi) / (2 * np.pi)).astype(np.float32)
     # Quantise as the predicted image stores it, so image2sound on that image gives this very WAV.
@@ -224,7 +257,6 @@ def predict_song(vocals: np.ndarray, pixels: np.ndarray, meta: ImageMeta, predic
     angle = vocals_angle if phase == "vocals" else None
     generated = codec.planes_to_audio(u, v, out_meta, phase=angle,
                                       griffinlim_iters=iters if phase == "griffinlim" else 0)
-    u_in = codec.decode_planes(pixels, meta)[0]
     accompaniment = None
     if predictor.config["target"] == "accompaniment":
         accompaniment = generated
