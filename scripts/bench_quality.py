@@ -9,7 +9,8 @@
 4. A table of medians over the test items: lsd, mrstft, SI-SDR, loudness difference, lsd below 500 Hz, 500 Hz to
    4 kHz and above, frame-rate buzz, harmony (chroma correlation), training time; the two baselines
    (`vocals_only` and the gated `mean_accompaniment`) come from the first variant's report (they do not depend on
-   the model). Printed, and written to ``WORK/quality.md``.
+   the model), and for each variant the items on which it beats the mean accompaniment (lsd, mrstft; what
+   `evaluate`'s verdict counts). Printed, and written to ``WORK/quality.md``.
 
     python scripts/bench_quality.py [--work WORK] [--corpus DIR] [--limit 60] [--model small] [--steps 3000]
         [--variants published,powersum,...] [--phase model]
@@ -66,12 +67,19 @@ def cli(*args: str, log: Path | None = None) -> float:
     return time.monotonic() - t0
 
 
-def row(name: str, values: dict, seconds: str = "") -> str:
+def row(name: str, values: dict, seconds: str = "", paired: str = "") -> str:
     cells = []
     for key, _, fmt in COLUMNS:
         value = values.get(key)
         cells.append("n/a" if value is None else fmt.format(value))
-    return f"| {name} | " + " | ".join(cells) + f" | {seconds} |"
+    return f"| {name} | " + " | ".join(cells) + f" | {paired} | {seconds} |"
+
+
+def paired_counts(report: dict, exclude: set[str], baseline: str = "mean_accompaniment") -> str:
+    """"a, b of n": the items where the model's lsd, and its mrstft, are lower than ``baseline``'s."""
+    items = [item for item in report["items"] if item.get("track") not in exclude and baseline in item]
+    better = [sum(item["model"][m] < item[baseline][m] for item in items) for m in ("lsd", "mrstft")]
+    return f"{better[0]}, {better[1]} of {len(items)}"
 
 
 def _medians(report: dict, exclude: set[str]) -> dict[str, dict[str, float]]:
@@ -114,8 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"Chorales `{corpus}`, `--model {args.model} --steps {args.steps}` {args.extra}, evaluate --phase "
              f"{args.phase}; medians over the test items{excluded}. Lower is better except SI-SDR and harmony; "
              "loudness nearer 0 is better.", "",
-             "| estimate | " + " | ".join(title for _, title, _ in COLUMNS) + " | train s |",
-             "|---|" + "---|" * (len(COLUMNS) + 1)]
+             "| estimate | " + " | ".join(title for _, title, _ in COLUMNS) + " | items better than the mean | train s |",
+             "|---|" + "---|" * (len(COLUMNS) + 2)]
     baselines = None
     for variant in variants:
         run = work / "runs" / f"{variant}-{args.model}-{args.steps}{'-' + args.extra.replace(' ', '') if args.extra else ''}"
@@ -130,9 +138,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{variant}: evaluate -> {out}", flush=True)
         cli("evaluate", str(run), str(dataset), "--out", str(out), "--phase", args.phase, log=out.parent / "evaluate.log")
         report = json.loads((out / "report.json").read_text())
-        medians = _medians(report, {t.strip() for t in args.exclude.split(",") if t.strip()})
+        exclude = {t.strip() for t in args.exclude.split(",") if t.strip()}
+        medians = _medians(report, exclude)
         baselines = baselines or {b: medians[b] for b in report["baselines"]}
-        lines.append(row(variant, medians["model"], timing.read_text().strip()))
+        lines.append(row(variant, medians["model"], timing.read_text().strip(), paired_counts(report, exclude)))
         print(lines[-1], flush=True)
     for name, values in (baselines or {}).items():
         lines.append(row(name, values))

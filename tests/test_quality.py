@@ -3,6 +3,8 @@ baseline, and the listener's metrics (loudness, bands, buzz, harmony). Each test
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -377,3 +379,26 @@ def test_a_model_trained_on_chorales_beats_the_vocals_alone_on_unseen_tunes(chor
     assert abs(model["loudness_db"]) < abs(vocals["loudness_db"])
     assert model["buzz_db"] < 6.0
     assert model["lsd"] < report["baselines"]["mean_accompaniment"]["lsd"] + 0.5
+
+
+def test_bench_quality_prints_its_table(chorale_run, tmp_path):
+    """scripts/bench_quality.py end to end at toy size on the rendered chorales: it trains the variant, evaluates it,
+    and prints a row per variant (with the items it beats the mean on) and one per baseline."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ds, _ = chorale_run
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "dataset").symlink_to(ds)  # the bench reuses an encoded dataset
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench_quality.py"
+    result = subprocess.run([sys.executable, str(script), "--work", str(work), "--corpus", str(ds.parent / "chorales"),
+                             "--model", "tiny", "--steps", "4", "--variants", "powersum-mean-l1x10"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ")}
+    assert {"powersum-mean-l1x10", "vocals_only", "mean_accompaniment"} <= rows.keys()
+    report = json.loads(next((work / "eval").glob("*/model/report.json")).read_text())
+    assert f"of {len(report['items'])} |" in rows["powersum-mean-l1x10"]
+    assert (work / "quality.md").read_text().count("| powersum-mean-l1x10 |") == 1
