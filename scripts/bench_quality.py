@@ -25,24 +25,33 @@ import sys
 import time
 from pathlib import Path
 
-#: variant name -> extra `vocals2song train` flags; each says its lambda, so a row means the same whatever the
-#: current defaults are (the default became 1000 after the README's table)
+#: variant name -> extra `vocals2song train` flags; each says its lambda and whether it keeps its best generator, so
+#: a row means the same whatever the current defaults are (lambda became 1000 after the README's first table, and
+#: --keep-best the default on 2026-11-22)
 VARIANTS: dict[str, list[str]] = {
-    "published": ["--generator", "unet", "--phase-repr", "angle", "--lambda-l1", "100"],
-    "powersum": ["--generator", "powersum", "--phase-repr", "none", "--lambda-l1", "100"],
-    "powersum-mean": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "100"],
-    "powersum-mean-l1x10": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000"],
-    "powersum-mean-bf16": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "100",
+    "published": ["--no-keep-best", "--generator", "unet", "--phase-repr", "angle", "--lambda-l1", "100"],
+    "powersum": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "none", "--lambda-l1", "100"],
+    "powersum-mean": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "100"],
+    "powersum-mean-l1x10": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none",
+                            "--lambda-l1", "1000"],
+    "powersum-mean-bf16": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none",
+                           "--lambda-l1", "100",
                            "--mixed-precision"],
-    "powersum-mean-lr5e-5": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
+    "powersum-mean-lr5e-5": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none",
+                             "--lambda-l1", "1000",
                              "--lr", "5e-5"],
-    "powersum-mean-lsgan": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
+    "powersum-mean-lsgan": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none",
+                            "--lambda-l1", "1000",
                             "--gan-loss", "lsgan"],
-    "powersum-mean-l2": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "4000",
+    "powersum-mean-l2": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none",
+                         "--lambda-l1", "4000",
                          "--recon-loss", "l2"],
-    "powersum-tile512": ["--generator", "powersum", "--phase-repr", "none", "--lambda-l1", "100", "--tile", "512"],
-    "powersum-if": ["--generator", "powersum", "--phase-repr", "if", "--lambda-l1", "100"],
-    "powersum-angle": ["--generator", "powersum", "--phase-repr", "angle", "--lambda-l1", "100"],
+    "powersum-tile512": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "none",
+                         "--lambda-l1", "100", "--tile", "512"],
+    "powersum-if": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "if", "--lambda-l1", "100"],
+    "powersum-angle": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "angle", "--lambda-l1", "100"],
+    # the default recipe since 2026-11-22: lambda 1000, the generator of the lowest val_l1 kept (--keep-best)
+    "default": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000", "--keep-best"],
 }
 #: (report key, column title, format)
 COLUMNS = (("lsd", "lsd", "{:.2f}"), ("mrstft", "mrstft", "{:.3f}"), ("si_sdr", "SI-SDR", "{:.1f}"),
@@ -98,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=60, help="Chorales to render when there is no corpus.")
     parser.add_argument("--model", default="small")
     parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--variants", default="published,powersum-mean,powersum-mean-l1x10",
+    parser.add_argument("--variants", default="published,powersum-mean-l1x10,default",
                         help=f"Comma-separated, of: {', '.join(VARIANTS)}.")
     parser.add_argument("--phase", default="model", help="evaluate --phase for every variant.")
     parser.add_argument("--extra", default="", help="More train flags for every variant, space-separated.")

@@ -394,11 +394,11 @@ def test_bench_quality_prints_its_table(chorale_run, tmp_path):
     (work / "dataset").symlink_to(ds)  # the bench reuses an encoded dataset
     script = Path(__file__).resolve().parent.parent / "scripts" / "bench_quality.py"
     result = subprocess.run([sys.executable, str(script), "--work", str(work), "--corpus", str(ds.parent / "chorales"),
-                             "--model", "tiny", "--steps", "4", "--variants", "powersum-mean-l1x10"],
+                             "--model", "tiny", "--steps", "4", "--variants", "default"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ")}
-    assert {"powersum-mean-l1x10", "vocals_only", "mean_accompaniment"} <= rows.keys()
+    assert {"default", "vocals_only", "mean_accompaniment"} <= rows.keys()
     report = json.loads(next((work / "eval").glob("*/model/report.json")).read_text())
-    assert f"of {len(report['items'])} |" in rows["powersum-mean-l1x10"]
-    assert (work / "quality.md").read_text().count("| powersum-mean-l1x10 |") == 1
+    assert f"of {len(report['items'])} |" in rows["default"]
+    assert (work / "quality.md").read_text().count("| default |") == 1

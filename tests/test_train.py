@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -193,15 +194,32 @@ def test_cli_train_writes_every_artefact(train_data, tmp_path, run_cli):
     assert "loudness" not in config  # the published generator has no accompaniment of its own to calibrate
 
 
-def test_default_recipe_calibrates_its_loudness(train_data, tmp_path, run_cli):
-    """The additive generator's accompaniment gain is fitted on training pairs when training ends, kept by a rerun
-    of the finished run, and left out with --no-loudness-calibration."""
+def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, tmp_path, run_cli):
+    """The default recipe keeps the generator of the lowest val_l1, its untrained start included (a high learning
+    rate makes training erratic), and predicts with it; its accompaniment gain is fitted on training pairs when
+    training ends, kept by a rerun of the finished run, and left out with --no-loudness-calibration."""
+    from vocals2song.data import find_pairs, fixed_tiles
+
     run = tmp_path / "run"
-    quick = ["--model", "tiny", "--steps", "4", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "4"]
+    quick = ["--model", "tiny", "--steps", "4", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "4",
+             "--lr", "0.5"]
     result = run_cli("train", train_data, run, *quick)
     assert result.exit_code == 0, result.output
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["generator"] == "powersum-mean"
+    history = {int(r["step"]): float(r["val_l1"]) for r in csv.DictReader(open(run / "history.csv"))}
+    best = config["best"]
+    assert config["generator"] == "generator_best.keras" and best["step"] in (0, *history)
+    assert best["val_l1"] <= min(history.values()) + 1e-6
+    pairs = find_pairs(train_data, "vocals", None)
+    x, y, _ = fixed_tiles(pairs.valid, "rgb8", 256, 8, "none")
+    kept = keras.saving.load_model(run / "generator_best.keras", compile=False)
+    assert float(np.mean(np.abs(np.asarray(kept(x, training=False)) - y))) == pytest.approx(best["val_l1"], rel=1e-4)
+    # the untrained start (its last layer is zero: the prior, whatever the seed) is a candidate too; at this
+    # learning rate every later row is worse than it
+    start = build_generator(ROWS, 1, MODELS["tiny"], "powersum-mean", 100.0, config["model"]["prior"])
+    start_l1 = float(np.mean(np.abs(np.asarray(start(x, training=False)) - y)))
+    assert best["val_l1"] <= start_l1 + 1e-6
     assert len(config["loudness"]["gain_db"]) == 513 and np.isfinite(config["loudness"]["alpha_db"])
     assert config["loudness"]["pairs"] >= 1 and "loudness calibration" in result.output
     again = run_cli("train", train_data, run, *quick)

@@ -134,6 +134,8 @@ class TrainConfig:
     recon_loss: str = "l1"  # RECON_LOSSES; --lambda-l1 weighs it whichever it is
     # powersum generators on mixtures: fit the accompaniment's loudness on training pairs at the end (loudness.py)
     loudness_calibration: bool = True
+    # keep the generator of the lowest val_l1 (the start included) as generator_best.keras, and predict with it
+    keep_best: bool = True
 
 
 def replace_given(obj, **overrides):

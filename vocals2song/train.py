@@ -5,6 +5,8 @@ The run folder (SPEC.md, "The run folder")::
     RUN/config.json        codec + model + training settings + strategy; predict/evaluate read only this
     RUN/checkpoints/       tf.train.CheckpointManager: both models, both optimizers (and so the step)
     RUN/generator.keras    the latest generator
+    RUN/generator_best.keras  the generator of the lowest val_l1, the untrained start included (--keep-best,
+                           the default; config.json "best" says its step, and "generator" names it for predict)
     RUN/history.csv        step,gen_total,gen_gan,gen_l1,disc,val_l1
     RUN/logs/              TensorBoard: losses, image strips, audio of predicted mixtures
     RUN/samples/           PNG strips input | target | prediction of fixed validation tiles
@@ -41,7 +43,10 @@ HISTORY_COLUMNS = ("step", "gen_total", "gen_gan", "gen_l1", "disc", "val_l1")
 #: settings that must not change when a run resumes (they change what the weights mean)
 FIXED_ON_RESUME = ("codec", "model", "target")
 #: what `--no-resume` removes: the run folder's own artefacts, nothing else
-RUN_ARTEFACTS = ("config.json", "checkpoints", "generator.keras", "history.csv", "logs", "samples", "losses.png")
+RUN_ARTEFACTS = ("config.json", "checkpoints", "generator.keras", "generator_best.keras", "history.csv", "logs",
+                 "samples", "losses.png")
+#: where --keep-best keeps the generator of the lowest val_l1
+BEST_GENERATOR = "generator_best.keras"
 
 
 def quiet_tensorflow() -> None:
@@ -255,11 +260,28 @@ def _callbacks():
             return np.stack(waves)[..., None]
 
     class History(keras.callbacks.Callback):
-        """Every ``log_every`` steps: a history.csv row of mean losses since the last row, with val_l1."""
+        """Every ``log_every`` steps: a history.csv row of mean losses since the last row, with val_l1; with
+        ``keep_best``, the generator of the lowest val_l1 (the one training starts from included) is saved."""
 
         def __init__(self, state: RunState):
             super().__init__()
             self.state = state
+
+        def on_train_begin(self, logs=None):
+            state = self.state
+            if state.cfg.keep_best and "best" not in state.config:  # the start is a candidate: the prior, untrained
+                self.keep_if_best(float(np.mean(np.abs(state.predictions(self.model) - state.val_y))))
+
+        def keep_if_best(self, val_l1: float) -> None:
+            state = self.state
+            best = state.config.get("best")
+            if not state.is_chief or (best is not None and val_l1 >= best["val_l1"]):
+                return
+            with atomic_path(state.run / BEST_GENERATOR) as tmp:
+                self.model.generator.save(tmp)
+            state.config["best"] = {"step": state.step, "val_l1": round(val_l1, 7)}
+            state.config["generator"] = BEST_GENERATOR
+            _write_json(state.run / "config.json", state.config)
 
         def on_train_batch_end(self, batch, logs=None):
             state = self.state
@@ -272,6 +294,8 @@ def _callbacks():
             for metric in self.model.metrics:
                 metric.reset_state()
             state.last_row = row
+            if state.cfg.keep_best:
+                self.keep_if_best(row["val_l1"])
             if not state.is_chief:
                 return
             with open(state.run / "history.csv", "a", newline="") as f:
@@ -464,6 +488,9 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
         recorded = read_run_config(run)["model"] if resume and (run / "config.json").is_file() else {}
         prior = config["model"]["prior"] = recorded.get("prior") or _prior(pairs)
     config["precision"] = policy  # the Keras dtype policy: float32, mixed_bfloat16 (CPU) or mixed_float16 (GPU)
+    recorded = read_run_config(run) if resume and (run / "config.json").is_file() else {}
+    if cfg.keep_best and "best" in recorded and (run / BEST_GENERATOR).is_file():  # a resume keeps the best so far
+        config["best"], config["generator"] = recorded["best"], BEST_GENERATOR
     if is_chief:
         _prepare_run(run, resume)
         if (run / "config.json").is_file():
