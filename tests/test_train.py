@@ -554,7 +554,7 @@ def test_mixed_precision_run_predicts_in_float32(policy, train_data, tmp_path, m
 
     run = tmp_path / "run"
     config = _train_with_policy(monkeypatch, train_data, run, policy)
-    saved = keras.saving.load_model(run / "generator.keras", compile=False)
+    saved = keras.saving.load_model(run / config["generator"], compile=False)  # the one predict loads
     assert saved.get_layer("to_image").dtype_policy.name == policy  # the file keeps the training policy
     predictor = load_predictor(run)
     x = data_mod.fixed_tiles(data_mod.find_pairs(train_data).valid, "rgb8", 256, 1)[0]
