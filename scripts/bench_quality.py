@@ -52,6 +52,10 @@ VARIANTS: dict[str, list[str]] = {
     "powersum-angle": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "angle", "--lambda-l1", "100"],
     # the default recipe since 2026-11-22: lambda 1000, the generator of the lowest val_l1 kept (--keep-best)
     "default": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000", "--keep-best"],
+    "default-lr5e-5": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000", "--keep-best",
+                       "--lr", "5e-5"],
+    # lambda 1e5: the GAN term is a hundredth of the L1's weight of the default, nearly plain L1 regression
+    "default-l1only": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "100000", "--keep-best"],
 }
 #: (report key, column title, format)
 COLUMNS = (("lsd", "lsd", "{:.2f}"), ("mrstft", "mrstft", "{:.3f}"), ("si_sdr", "SI-SDR", "{:.1f}"),
