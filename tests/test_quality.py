@@ -297,7 +297,8 @@ def test_predict_applies_the_runs_loudness_gain(excerpt):
     vocals = excerpt["vocals"][: 3 * SR]
     pixels, meta = _encode(vocals)
     config = _config("none", "powersum-mean")
-    predictor = Predictor(config, codec_meta(config), lambda t: np.maximum(t, 0.0), 128)  # adds u = 0.5 under the vocals
+    # a stand-in generator that adds accompaniment at u = 0.5 wherever the vocals are quieter
+    predictor = Predictor(config, codec_meta(config), lambda t: np.maximum(t, 0.0), 128)
     plain = predict_song(vocals, pixels, meta, predictor)
     gain = np.full(meta.nb_bins, 6.0)
     predictor.config["loudness"] = {"alpha_db": 6.0, "gain_db": gain.tolist()}

@@ -147,7 +147,8 @@ def listen_item(listen: Path, name: str, vocals: np.ndarray, truth: np.ndarray, 
     Z_voc = baselines.image_spectrogram(pixels, meta)
     n = min(len(truth), len(pred.song))
     estimates = {"model": pred.song, "vocals_only": vocals,
-                 "mean_accompaniment": codec.spectrogram_to_audio(baselines.mean_accompaniment(Z_voc, stats, meta), meta)}
+                 "mean_accompaniment": codec.spectrogram_to_audio(baselines.mean_accompaniment(Z_voc, stats, meta),
+                                                                  meta)}
     scores = {key: {**metrics.compute_all(truth[:n], y[:n]), **metrics.music_metrics(vocals[:n], truth[:n], y[:n], sr)}
               for key, y in estimates.items()}
     return scores, files

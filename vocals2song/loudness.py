@@ -6,11 +6,12 @@ sits in a few loud bins and frames (low notes, attacks): the median is far below
 predicted songs came out 3.4 dB quieter than the true ones (README, "Quality").
 
 The fix is a gain on the predicted accompaniment's power, fitted on training pairs when training ends, so that the
-predicted songs carry nearly the true songs' total power (`QUIETEST_DB`). The gain is not flat: bin ``f`` gets ``alpha * share[f]`` dB, where
-``share`` is the bin's part of the predicted accompaniment's power (its loudest bin 1). A flat gain of ``c`` dB moves
-every bin's log error by ``c``; putting it where the power is moves the loudness as much and the log-spectral
-distance hardly at all (measured on the chorales' codec STFT: +6 dB on the 11 loudest bins moved the mean
-accompaniment from -2.8 to -0.6 dB of loudness for +0.01 dB of lsd; a flat +4 dB reached -1.4 dB for +1.8 dB of lsd).
+predicted songs carry nearly the true songs' total power (`QUIETEST_DB`). The gain is not flat: bin ``f`` gets
+``alpha * share[f]`` dB, where ``share`` is the bin's part of the predicted accompaniment's power (its loudest bin
+1). A flat gain of ``c`` dB moves every bin's log error by ``c``; putting it where the power is moves the loudness
+as much and the log-spectral distance hardly at all (measured on the chorales' codec STFT: +6 dB on the 11 loudest
+bins moved the mean accompaniment from -2.8 to -0.6 dB of loudness for +0.01 dB of lsd; a flat +4 dB reached -1.4 dB
+for +1.8 dB of lsd).
 
 Everything here works on the codec's planes ``u`` (``(nb_bins, nb_frames)`` in [0, 1], lowest frequency first).
 """

@@ -178,7 +178,8 @@ def calibrate_loudness(predictor: Predictor, pairs: list, limit: int = 24) -> di
 
     def items():
         for pair in chosen:
-            (pixels, vocals_meta), (target, target_meta) = read_image_meta(pair.input, meta), read_image_meta(pair.target, meta)
+            pixels, vocals_meta = read_image_meta(pair.input, meta)
+            target, target_meta = read_image_meta(pair.target, meta)
             u_song = predictor.planes(transforms.pixels_to_net(pixels, meta.format, predictor.phase_repr))[0]
             yield u_song, codec.decode_planes(pixels, vocals_meta)[0], codec.decode_planes(target, target_meta)[0]
 
