@@ -88,12 +88,17 @@ def image_spectrogram(pixels: np.ndarray, meta: ImageMeta) -> np.ndarray:
     return codec.planes_to_spectrogram(u, v, meta.top_db, meta.range_db)
 
 
+def spread(items: list, count: int) -> list:
+    """Up to ``count`` of ``items``, evenly spaced from the first."""
+    return items[:: max(1, len(items) // count)][:count]
+
+
 def stats_from_images(pairs: list[tuple[str, Path, Path]], target: str,
                       fallback: ImageMeta | None = None) -> TrainingStats:
     """`training_stats` of (up to `MEAN_PAIRS`) (name, vocals image, target image) pairs spread over the list;
     ``target`` says whether the target images hold the mixture or the accompaniment; ``fallback`` decodes images
     without metadata (see `read_image_meta`)."""
-    chosen = pairs[:: max(1, len(pairs) // MEAN_PAIRS)][:MEAN_PAIRS]
+    chosen = spread(pairs, MEAN_PAIRS)
 
     def spectra():
         for _, voc_path, tar_path in chosen:

@@ -46,7 +46,8 @@ def apply_gain(u_song: np.ndarray, u_vocals: np.ndarray, gain_db: np.ndarray | l
                range_db: float) -> np.ndarray:
     """The song plane with its accompaniment's power scaled by ``10**(gain_db[f]/10)`` in bin ``f``, float32."""
     gain = np.power(10.0, np.asarray(gain_db, dtype=np.float64) / 10.0)[:, None]
-    total = power(u_vocals, top_db, range_db) + accompaniment_power(u_song, u_vocals, top_db, range_db) * gain
+    vocals = power(u_vocals, top_db, range_db)
+    total = vocals + np.maximum(power(u_song, top_db, range_db) - vocals, 0.0) * gain
     with np.errstate(divide="ignore"):
         u = (10.0 * np.log10(total) - (top_db - range_db)) / range_db
     return np.clip(u, 0.0, 1.0).astype(np.float32)  # log10(0) = -inf: silence stays at the floor
@@ -58,10 +59,12 @@ def fit_gain(items: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], top_db:
     ``[quietest_db, 0]`` dB of the true songs'.
 
     ``items`` are ``(u_song predicted, u_vocals, u_song true)`` planes of training pairs. ``alpha`` solves
-    ``sum(P_vocals) + sum_f A[f] * 10**(alpha * share[f] / 10) = aim`` by bisection, where ``A[f]`` is the
+    ``sum(P_vocals) + sum_f A[f] * 10**(alpha * share[f] / 10) = aim`` (Brent's method), where ``A[f]`` is the
     predicted accompaniment's power in bin ``f`` over every item, ``share = A / max(A)``, and ``aim`` is the nearer
     end of that range (no gain when the songs are already in it). With no predicted accompaniment, the gain is 0.
     """
+    import scipy.optimize  # here: predict imports this module, and only training fits
+
     vocals, added, truth = 0.0, None, 0.0
     for u_song, u_vocals, u_true in items:
         vocals += float(power(u_vocals, top_db, range_db).sum())
@@ -77,15 +80,10 @@ def fit_gain(items: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], top_db:
     def excess(alpha: float) -> float:  # predicted minus aimed-at power; increasing in alpha
         return vocals + float(np.sum(added * np.power(10.0, alpha * share / 10.0))) - aim
 
-    low, high = -ALPHA_LIMIT_DB, ALPHA_LIMIT_DB
-    if excess(high) <= 0.0:
-        low = high
-    elif excess(low) >= 0.0:
-        high = low
-    for _ in range(60):
-        mid = 0.5 * (low + high)
-        low, high = (mid, high) if excess(mid) < 0.0 else (low, mid)
-    alpha = 0.5 * (low + high)
+    if excess(ALPHA_LIMIT_DB) <= 0.0 or excess(-ALPHA_LIMIT_DB) >= 0.0:  # out of reach: the nearer limit
+        alpha = ALPHA_LIMIT_DB if excess(ALPHA_LIMIT_DB) <= 0.0 else -ALPHA_LIMIT_DB
+    else:
+        alpha = scipy.optimize.brentq(excess, -ALPHA_LIMIT_DB, ALPHA_LIMIT_DB, xtol=1e-6)
     return round(alpha, 4), [round(float(g), 4) for g in alpha * share]
 
 

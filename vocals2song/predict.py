@@ -171,9 +171,9 @@ def load_predictor(run: str | os.PathLike) -> Predictor:
 def calibrate_loudness(predictor: Predictor, pairs: list, limit: int = 24) -> dict:
     """Fit the accompaniment's loudness gain (`vocals2song.loudness.fit_gain`) on up to ``limit`` training pairs
     spread over ``pairs`` (`data.Pair`), from the predictor's raw output; the result is config.json's "loudness"."""
-    from vocals2song.baselines import read_image_meta
+    from vocals2song.baselines import read_image_meta, spread
 
-    chosen = pairs[:: max(1, len(pairs) // limit)][:limit]
+    chosen = spread(pairs, limit)
     meta = predictor.meta
 
     def items():

@@ -263,7 +263,8 @@ def _callbacks():
 
     class History(keras.callbacks.Callback):
         """Every ``log_every`` steps: a history.csv row of mean losses since the last row, with val_l1; with
-        ``keep_best``, the generator of the lowest val_l1 (the one training starts from included) is saved."""
+        ``keep_best``, the weights of the lowest val_l1 (the ones training starts from included) are held for
+        `save_run` to write."""
 
         def __init__(self, state: RunState):
             super().__init__()
@@ -271,7 +272,7 @@ def _callbacks():
 
         def on_train_begin(self, logs=None):
             state = self.state
-            if state.cfg.keep_best and state.best is None:  # the start is a candidate: the prior, untrained
+            if state.is_chief and state.cfg.keep_best and state.best is None:  # the start is a candidate too
                 self.keep_if_best(float(np.mean(np.abs(state.predictions(self.model) - state.val_y))))
 
         def keep_if_best(self, val_l1: float) -> None:
@@ -492,18 +493,17 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     nb_rows, nb_channels = pairs.info.nb_rows - 1, transforms.nb_net_channels(fmt, cfg.phase_repr)
     val = data_mod.fixed_tiles(pairs.valid, fmt, cfg.tile, cfg.val_tiles, cfg.phase_repr)
     config = _run_config(data, cfg, pairs, val[2], strategy_name, strategy.num_replicas_in_sync, nb_rows, nb_channels)
+    recorded = read_run_config(run) if resume and (run / "config.json").is_file() else {}
     prior = None
     if cfg.generator == "powersum-mean":  # the prior is part of what the weights learned on: a resume keeps it
-        recorded = read_run_config(run)["model"] if resume and (run / "config.json").is_file() else {}
-        prior = config["model"]["prior"] = recorded.get("prior") or _prior(pairs)
+        prior = config["model"]["prior"] = recorded.get("model", {}).get("prior") or _prior(pairs)
     config["precision"] = policy  # the Keras dtype policy: float32, mixed_bfloat16 (CPU) or mixed_float16 (GPU)
-    recorded = read_run_config(run) if resume and (run / "config.json").is_file() else {}
     if cfg.keep_best and "best" in recorded and (run / BEST_GENERATOR).is_file():  # a resume keeps the best so far
         config["best"], config["generator"] = recorded["best"], BEST_GENERATOR
     if is_chief:
         _prepare_run(run, resume)
-        if (run / "config.json").is_file():
-            _check_resume(read_run_config(run), config, run)
+        if recorded:
+            _check_resume(recorded, config, run)
 
     with strategy.scope():
         gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr,
