@@ -56,6 +56,14 @@ VARIANTS: dict[str, list[str]] = {
                        "--lr", "5e-5"],
     # lambda 1e5: the GAN term is a hundredth of the L1's weight of the default, nearly plain L1 regression
     "default-l1only": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "100000", "--keep-best"],
+    # instance norm in the generator: BatchNorm at batch 1 trains on each tile's statistics and predicts with
+    # moving averages that no tile had (model.normalization)
+    "default-instance": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
+                         "--keep-best", "--norm", "instance"],
+    # L2 on the dB planes: its optimum for what the vocals cannot tell is the mean dB (what lsd, an RMS of dB,
+    # rewards), where L1 seeks the median; val_l1 is then the mean squared error, and --keep-best minimises it
+    "default-l2": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "5000", "--keep-best",
+                   "--recon-loss", "l2"],
 }
 #: (report key, column title, format)
 COLUMNS = (("lsd", "lsd", "{:.2f}"), ("mrstft", "mrstft", "{:.3f}"), ("si_sdr", "SI-SDR", "{:.1f}"),

@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from vocals2song import __version__
-from vocals2song.config import (CONTAINERS, FORMATS, GAN_LOSSES, GENERATORS, MODELS, PHASE_REPRS, RECON_LOSSES, TAILS,
-                                TARGETS, ChoralesConfig, CodecConfig, DatasetConfig, TrainConfig, replace_given)
+from vocals2song.config import (CONTAINERS, FORMATS, GAN_LOSSES, GENERATORS, MODELS, NORMS, PHASE_REPRS,
+                                RECON_LOSSES, TAILS, TARGETS, ChoralesConfig, CodecConfig, DatasetConfig, TrainConfig, replace_given)
 from vocals2song.errors import Vocals2SongError
 
 # Options are defined once and shared by every command that takes them. Defaults live in config.py:
@@ -178,6 +178,9 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
               help="Adversarial loss: bce (published) or lsgan (least squares).")
 @click.option("--recon-loss", type=click.Choice(list(RECON_LOSSES)), default=None,
               help="Reconstruction loss on the image planes: l1 (published) or l2 (squared error).")
+@click.option("--norm", type=click.Choice(list(NORMS)), default=None,
+              help="The generator's normalisation: batch (published BatchNorm) or instance (behaves the same in "
+                   "training and at inference; at batch 1 BatchNorm does not).")
 @click.option("--loudness-calibration/--no-loudness-calibration", default=None,
               help="At the end of training, fit a gain on the predicted accompaniment so that the songs of training "
                    "pairs come out as loud as the true ones (powersum generators on mixtures; default on).")
@@ -200,7 +203,7 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--xla", is_flag=True, default=None, help="Compile the train step with XLA (helps GPUs; slower on CPUs).")
 @OPT_DEBUG
 def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, generator, phase_repr, gan_loss,
-              recon_loss, loudness_calibration, keep_best, lambda_l1, lr, seed,
+              recon_loss, norm, loudness_calibration, keep_best, lambda_l1, lr, seed,
               checkpoint_every, sample_every, log_every, resume, mixed_precision, xla, debug):
     """Train pix2pix on the paired images of DATA into the run folder RUN.
 
@@ -225,7 +228,7 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
         recorded = run_settings(run) if resume else {}  # a rerun continues the run as it was configured
         given = dict(input_subdir=input_subdir, target_subdir=target_subdir, steps=steps, batch_size=batch_size,
                      tile=tile, model=model, generator=generator, phase_repr=phase_repr, gan_loss=gan_loss,
-                     recon_loss=recon_loss, loudness_calibration=loudness_calibration, keep_best=keep_best,
+                     recon_loss=recon_loss, norm=norm, loudness_calibration=loudness_calibration, keep_best=keep_best,
                      lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                      sample_every=sample_every, log_every=log_every, mixed_precision=mixed_precision, xla=xla)
         default = TrainConfig()

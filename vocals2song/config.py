@@ -23,6 +23,9 @@ GENERATORS = ("unet", "powersum", "powersum-mean")
 GAN_LOSSES = ("bce", "lsgan")
 #: the reconstruction loss on the image planes: L1 (published, median-seeking) or L2 (mean-seeking, like lsd)
 RECON_LOSSES = ("l1", "l2")
+#: the generator's normalisation: BatchNorm (published; at batch 1 it trains on each tile's own statistics and
+#: predicts with moving averages) or instance norm (the same in training and at inference; model.normalization)
+NORMS = ("batch", "instance")
 #: how the network sees the phase: as stored, as instantaneous frequency (GANSynth), or not at all
 PHASE_REPRS = ("angle", "if", "none")
 
@@ -132,6 +135,7 @@ class TrainConfig:
     phase_repr: str = "none"  # PHASE_REPRS: the phase as stored ("angle"), "if", or "none" (magnitude only)
     gan_loss: str = "bce"  # model.GAN_LOSSES
     recon_loss: str = "l1"  # RECON_LOSSES; --lambda-l1 weighs it whichever it is
+    norm: str = "batch"  # NORMS: the generator's normalisation
     # powersum generators on mixtures: fit the accompaniment's loudness on training pairs at the end (loudness.py)
     loudness_calibration: bool = True
     # keep the generator of the lowest val_l1 (the start included) as generator_best.keras, and predict with it

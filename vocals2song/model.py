@@ -11,28 +11,41 @@ import keras
 from keras import layers, ops
 
 from vocals2song.baselines import GATE_DBFS
-from vocals2song.config import GAN_LOSSES, GENERATORS, RECON_LOSSES, ModelConfig
+from vocals2song.config import GAN_LOSSES, GENERATORS, NORMS, RECON_LOSSES, ModelConfig
 
 KERNEL = 4
 INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-def downsample(filters: int, apply_batchnorm: bool = True) -> keras.Sequential:
-    """Conv 4x4 stride 2 -> [BatchNorm] -> LeakyReLU(0.2): halves both axes."""
+def normalization(norm: str = "batch") -> layers.Layer:
+    """``batch``: BatchNorm (published). ``instance``: each example's channels normalised over their own rows and
+    frames (GroupNorm with a group per channel), the same in training and at inference.
+
+    pix2pix trains at batch 1, where BatchNorm normalises each tile by its own statistics, but predicts with the
+    moving averages, which no tile had: on 8 chorale tiles the small generator fitted to a training-mode L2 of
+    0.0045 scored 0.0131 in inference mode (0.0208 untrained); with instance norm both were 0.0043-0.0047.
+    """
+    if norm not in NORMS:
+        raise ValueError(f"unknown normalisation {norm!r}; use one of {', '.join(NORMS)}")
+    return layers.BatchNormalization() if norm == "batch" else layers.GroupNormalization(groups=-1, epsilon=1e-3)
+
+
+def downsample(filters: int, apply_batchnorm: bool = True, norm: str = "batch") -> keras.Sequential:
+    """Conv 4x4 stride 2 -> [normalization] -> LeakyReLU(0.2): halves both axes."""
     block = keras.Sequential()
     block.add(layers.Conv2D(filters, KERNEL, strides=2, padding="same", kernel_initializer=INIT, use_bias=False))
     if apply_batchnorm:
-        block.add(layers.BatchNormalization())
+        block.add(normalization(norm))
     block.add(layers.LeakyReLU(negative_slope=0.2))
     return block
 
 
-def upsample(filters: int, apply_dropout: bool = False) -> keras.Sequential:
-    """Transposed conv 4x4 stride 2 -> BatchNorm -> [Dropout 0.5] -> ReLU: doubles both axes."""
+def upsample(filters: int, apply_dropout: bool = False, norm: str = "batch") -> keras.Sequential:
+    """Transposed conv 4x4 stride 2 -> normalization -> [Dropout 0.5] -> ReLU: doubles both axes."""
     block = keras.Sequential()
     block.add(layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", kernel_initializer=INIT,
                                      use_bias=False))
-    block.add(layers.BatchNormalization())
+    block.add(normalization(norm))
     if apply_dropout:
         block.add(layers.Dropout(0.5))
     block.add(layers.ReLU())
@@ -112,7 +125,7 @@ POWERSUM_START = -0.998
 
 
 def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: str = "unet",
-                    range_db: float = 100.0, prior: list[float] | None = None) -> keras.Model:
+                    range_db: float = 100.0, prior: list[float] | None = None, norm: str = "batch") -> keras.Model:
     """U-Net: ``(batch, nb_rows, nb_frames, nb_channels)`` in [-1, 1] -> the same shape, any nb_frames.
 
     With the default 8 levels and a 512 x 256 tile: 512x256 -> 256x128 -> ... -> 2x1 and back up.
@@ -132,9 +145,9 @@ def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: st
         raise ValueError("the powersum-mean generator, and only it, needs a prior")
     inputs = keras.Input(shape=(nb_rows, None, nb_channels), name="vocals")
     x = PadToMultiple(2**cfg.levels, name="pad")(inputs)
-    down_stack = [downsample(_filters(cfg.gen_filters, cfg.gen_max_filters, i), apply_batchnorm=i > 0)
+    down_stack = [downsample(_filters(cfg.gen_filters, cfg.gen_max_filters, i), apply_batchnorm=i > 0, norm=norm)
                   for i in range(cfg.levels)]  # (rows / 2**(i+1), frames / 2**(i+1), filters_i)
-    up_stack = [upsample(_filters(cfg.gen_filters, cfg.gen_max_filters, i), apply_dropout=j < 3)
+    up_stack = [upsample(_filters(cfg.gen_filters, cfg.gen_max_filters, i), apply_dropout=j < 3, norm=norm)
                 for j, i in enumerate(reversed(range(cfg.levels - 1)))]  # mirrors the encoder, first 3 drop out
     skips = []
     for down in down_stack:
@@ -324,9 +337,10 @@ def make_optimizer(lr: float, mixed_precision: bool = False) -> keras.optimizers
 def build_pix2pix(nb_rows: int, nb_channels: int, cfg: ModelConfig, lambda_l1: float = 100.0, lr: float = 2e-4,
                   mixed_precision: bool = False, jit_compile: bool = False, generator: str = "unet",
                   range_db: float = 100.0, gan_loss: str = "bce", prior: list[float] | None = None,
-                  recon_loss: str = "l1") -> Pix2Pix:
-    """Build and compile the GAN (inside the current distribution strategy's scope)."""
-    gan = Pix2Pix(build_generator(nb_rows, nb_channels, cfg, generator, range_db, prior),
+                  recon_loss: str = "l1", norm: str = "batch") -> Pix2Pix:
+    """Build and compile the GAN (inside the current distribution strategy's scope). ``norm`` is the generator's
+    normalisation (`normalization`); the discriminator keeps BatchNorm, which only training runs."""
+    gan = Pix2Pix(build_generator(nb_rows, nb_channels, cfg, generator, range_db, prior, norm),
                   build_discriminator(nb_rows, nb_channels, cfg), lambda_l1=lambda_l1, gan_loss=gan_loss,
                   recon_loss=recon_loss)
     gan.compile(g_optimizer=make_optimizer(lr, mixed_precision), d_optimizer=make_optimizer(lr, mixed_precision),

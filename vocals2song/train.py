@@ -34,7 +34,7 @@ import numpy as np
 from vocals2song import data as data_mod
 from vocals2song import plots, precision, transforms
 from vocals2song.codec import ImageMeta, planes_to_audio
-from vocals2song.config import GAN_LOSSES, GENERATORS, MODELS, PHASE_REPRS, RECON_LOSSES, TrainConfig
+from vocals2song.config import GAN_LOSSES, GENERATORS, MODELS, NORMS, PHASE_REPRS, RECON_LOSSES, TrainConfig
 from vocals2song.errors import Vocals2SongError
 from vocals2song.files import atomic_path, write_bytes_atomic
 
@@ -172,6 +172,7 @@ def run_settings(run: str | os.PathLike) -> dict:
         config = json.loads((Path(run) / "config.json").read_text())
         settings = {k: v for k, v in config["training"].items() if k in TrainConfig.__dataclass_fields__}
         settings["model"] = config["model"]["preset"]
+        settings["norm"] = config["model"].get("norm", "batch")  # runs from before --norm used BatchNorm
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     return settings
@@ -180,11 +181,11 @@ def run_settings(run: str | os.PathLike) -> dict:
 def _check_resume(old: dict, new: dict, run: Path) -> None:
     """Refuse to resume with a model, codec or target other than the run's, saying which in words."""
     differences = []
-    if old.get("model") != new.get("model"):
-        was, now = old.get("model", {}), new["model"]
+    was, now = {"norm": "batch", **old.get("model", {})}, new["model"]  # runs from before --norm: BatchNorm
+    if was != now:
         named = [(flag, was.get(key, default), now.get(key))
                  for flag, key, default in (("--model", "preset", None), ("--generator", "generator", "unet"),
-                                            ("--phase-repr", "phase_repr", "angle"))]
+                                            ("--phase-repr", "phase_repr", "angle"), ("--norm", "norm", "batch"))]
         differences += [f"the run's model is {flag} {a}, this command's {flag} {b}" for flag, a, b in named if a != b]
         if all(a == b for _, a, b in named):
             differences.append(f"the sizes of --model {now['preset']} changed since the run was made")
@@ -240,6 +241,12 @@ def _callbacks():
                 self._predicted = (self.step, pred)
             return self._predicted[1]
 
+        def val_error(self, pred: np.ndarray) -> float:
+            """The reconstruction loss on the validation tiles (history's ``val_l1``, which --keep-best
+            minimises): mean absolute error, or mean squared error with ``--recon-loss l2``."""
+            error = pred - self.val_y
+            return float(np.mean(np.square(error)) if self.cfg.recon_loss == "l2" else np.mean(np.abs(error)))
+
         def background(self, fn, *args) -> None:
             """Run ``fn(*args)`` off the training loop (PNG plots, audio summaries); `drain` waits for it."""
             self._side_jobs.submit(fn, *args)
@@ -273,7 +280,7 @@ def _callbacks():
         def on_train_begin(self, logs=None):
             state = self.state
             if state.is_chief and state.cfg.keep_best and state.best is None:  # the start is a candidate too
-                self.keep_if_best(float(np.mean(np.abs(state.predictions(self.model) - state.val_y))))
+                self.keep_if_best(state.val_error(state.predictions(self.model)))
 
         def keep_if_best(self, val_l1: float) -> None:
             """Hold the weights in memory when ``val_l1`` is the lowest yet; `save_run` writes them (a file per
@@ -291,7 +298,7 @@ def _callbacks():
                 return
             pred = state.predictions(self.model)
             row = {"step": state.step, **{k: float(np.mean(logs[k])) for k in HISTORY_COLUMNS[1:5]},
-                   "val_l1": float(np.mean(np.abs(pred - state.val_y)))}
+                   "val_l1": state.val_error(pred)}
             for metric in self.model.metrics:
                 metric.reset_state()
             state.last_row = row
@@ -509,7 +516,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
         gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr,
                             mixed_precision=policy == "mixed_float16", jit_compile=cfg.xla,
                             generator=cfg.generator, range_db=pairs.meta.range_db, gan_loss=cfg.gan_loss, prior=prior,
-                            recon_loss=cfg.recon_loss)
+                            recon_loss=cfg.recon_loss, norm=cfg.norm)
         checkpoint = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
                                          g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer)
     ckpt_dir = run / "checkpoints" if is_chief else Path(tempfile.mkdtemp(prefix="vocals2song-worker-"))
@@ -575,7 +582,7 @@ def _calibrate_loudness(run: Path, cfg: TrainConfig, pairs: data_mod.PairSet, co
 def _check_config(cfg: TrainConfig) -> None:
     for name, value, allowed in (("model", cfg.model, MODELS), ("generator", cfg.generator, GENERATORS),
                                  ("gan-loss", cfg.gan_loss, GAN_LOSSES), ("recon-loss", cfg.recon_loss, RECON_LOSSES),
-                                 ("phase-repr", cfg.phase_repr, PHASE_REPRS)):
+                                 ("phase-repr", cfg.phase_repr, PHASE_REPRS), ("norm", cfg.norm, NORMS)):
         if value not in allowed:
             raise Vocals2SongError(f"unknown --{name} {value!r}; use one of {', '.join(allowed)}", usage=True)
     for name in ("steps", "batch_size", "tile", "checkpoint_every", "sample_every", "log_every", "keep_checkpoints",
@@ -596,7 +603,8 @@ def _run_config(data, cfg: TrainConfig, pairs: data_mod.PairSet, val_names: list
         "codec": codec,
         "target": pairs.target,
         "model": {"preset": cfg.model, **dataclasses.asdict(MODELS[cfg.model]), "nb_rows": nb_rows,
-                  "nb_channels": nb_channels, "generator": cfg.generator, "phase_repr": cfg.phase_repr},
+                  "nb_channels": nb_channels, "generator": cfg.generator, "phase_repr": cfg.phase_repr,
+                  "norm": cfg.norm},
         "training": dataclasses.asdict(cfg),
         "strategy": {"name": strategy, "replicas": replicas},
         "data": {"root": str(Path(data).resolve()), "train_pairs": len(pairs.train), "valid_pairs": len(pairs.valid),
