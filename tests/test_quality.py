@@ -40,14 +40,19 @@ def _encode(y: np.ndarray):
 
 @pytest.mark.parametrize("phase_repr", ["none", "angle"])
 def test_untrained_powersum_model_gives_the_vocals_back(excerpt, phase_repr):
-    """An untrained model must never be worse than doing nothing: its song is the vocals, to codec precision.
-    (Fails with a randomly initialised last layer, or a generator that replaces the vocals.)"""
+    """An untrained model must never be worse than doing nothing: its song is the vocals. (Fails with a randomly
+    initialised last layer, or a generator that replaces the vocals.) A magnitude-only model's song keeps the vocals
+    as they are (103 dB SNR; re-synthesised from the 8-bit image they came back at about 40 dB); one that makes its
+    phase gives them back at the codec's precision."""
     vocals = excerpt["vocals"][: 3 * SR]
     pixels, meta = _encode(vocals)
     pred = predict_song(vocals, pixels, meta, _keras_predictor(phase_repr))
-    np.testing.assert_array_equal(pred.pixels[1:, :, 0], pixels[1:, :, 0])  # the magnitude, pixel for pixel
-    if phase_repr == "none":  # the song takes the vocals' phase: the vocals come back at the codec's fidelity
-        assert audio.snr_db(vocals, pred.song) >= 40.0
+    if phase_repr == "none":
+        assert audio.snr_db(vocals, pred.song) >= 90.0
+        # the picture is the same song: within a pixel step of the input's magnitude
+        assert np.abs(pred.pixels[1:, :, 0].astype(int) - pixels[1:, :, 0]).max() <= 1
+    else:
+        np.testing.assert_array_equal(pred.pixels[1:, :, 0], pixels[1:, :, 0])  # the magnitude, pixel for pixel
 
 
 def test_untrained_powersum_mean_model_is_the_mean_accompaniment_baseline(excerpt):
@@ -75,6 +80,41 @@ def test_untrained_powersum_mean_model_is_the_mean_accompaniment_baseline(excerp
     lift = 20 * np.log10(baselines.random_phase_gain(meta.n_fft, meta.hop, meta.win)) / meta.range_db
     assert close.mean() > 0.995
     np.testing.assert_allclose(u_model[:-1], u_base[:-1], atol=lift + 2.5 / 255)
+
+
+def test_song_adds_what_the_network_adds_to_the_vocals_as_they_are(monkeypatch):
+    """The song of a magnitude-only powersum-mean model is the vocals' own STFT plus the power the network added:
+    all of it where the head started at the mean, the rows under the image floor too (as mean_accompaniment adds
+    them), and nothing in silent frames, where the head sits at its start. (Fails if the floor's power is left
+    in, or the sub-floor rows or the start's trickle are dropped or kept where they should not be.)"""
+    import vocals2song.predict as predict_mod
+
+    config = _config("none", "powersum-mean")
+    meta = codec_meta(config)
+    top, span, nb_bins, nb_frames = meta.top_db, meta.range_db, 513, 40
+    k, floor = span * np.log(10.0) / 10.0, baselines.floor_power(top, span)
+    rng = np.random.default_rng(3)
+    Z_voc = rng.normal(size=(nb_bins, nb_frames)) * 1e-3 + 0j
+    Z_voc[40, :30] = 400.0  # a loud partial in the first 30 frames: those sound, the last 10 do not
+    u_in = codec.spectrogram_to_planes(Z_voc, top, span)[0].astype(np.float64)
+    mean_power = floor * np.geomspace(1e-3, 1e3, nb_bins)  # 30 dB under the floor to 30 dB over it
+    u_acc = np.where(np.arange(nb_frames) < 30, np.log1p(mean_power / floor)[:, None] / k, 0.001)
+    u_out = np.log1p(np.expm1(k * u_in) + np.expm1(k * u_acc)) / k  # what PowerSum makes of them
+    seen, song_phase = {}, baselines.song_phase
+
+    def spy(Z_vocals, power, seed=0, gain=1.0):
+        seen["power"] = power
+        return song_phase(Z_vocals, power, seed, gain)
+
+    monkeypatch.setattr(predict_mod, "_vocals_stft", lambda vocals, meta, n: Z_voc)
+    monkeypatch.setattr(baselines, "song_phase", spy)
+    predictor = Predictor(config, meta, lambda t: t, 128)
+    predict_mod._song_around_vocals(np.zeros(256 * (nb_frames - 1), np.float32), meta, predictor,
+                                    u_out.astype(np.float32), u_in.astype(np.float32))
+    added = seen["power"] - np.abs(Z_voc) ** 2
+    rows = np.arange(nb_bins - 1) != 40  # under the loud partial the addition is lost in float rounding
+    np.testing.assert_allclose(added[:-1, :30][rows], np.repeat(mean_power[:-1, None], 30, axis=1)[rows], rtol=0.02)
+    np.testing.assert_array_equal(added[:, 30:], 0.0)
 
 
 def test_powersum_only_adds():
@@ -114,6 +154,26 @@ def test_powersum_starts_silent_with_its_gradient_alive():
         return float(tf.linalg.global_norm(tape.gradient(loss, kernel)))
 
     assert head_gradient("powersum") > 0.2 * head_gradient("unet")
+
+
+def test_powersum_mean_starts_by_adding_the_mean_power_itself():
+    """An untrained powersum-mean model adds the training mean's power, near and under the image floor too: the
+    prior is the power above the floor that PowerSum adds. (Read as a plain level it added the mean less the
+    floor, 3 dB short at 3 dB over the floor, and nothing under it; a test of that fails here.)"""
+    from vocals2song.model import build_generator
+
+    top, span, rows = 20 * np.log10(512), 100.0, 64
+    floor = baselines.floor_power(top, span)
+    mean_power = floor * np.geomspace(0.05, 1e4, rows + 1)  # from 13 dB under the floor to 40 dB over it
+    prior = baselines.prior_rows(baselines.TrainingStats(mean_power, 1), top, span)
+    net = build_generator(rows, 1, MODELS["tiny"], "powersum-mean", span, prior)
+    x = np.full((1, rows, 32, 1), -1.0, np.float32)
+    x[:, 0] = 0.9  # one loud bin: every frame sounds, every other bin of the vocals is silent
+    u_out = (np.asarray(net(x, training=False), np.float64)[0, 1:, :, 0] + 1.0) / 2.0
+    k = span * np.log(10.0) / 10.0
+    added = floor * np.expm1(k * u_out)  # the vocals add nothing in these bins
+    expected = mean_power[::-1][2:]  # rows: highest frequency first, no Nyquist bin; row 0 is the loud one
+    np.testing.assert_allclose(added, np.repeat(expected[:, None], 32, axis=1), rtol=2e-3)
 
 
 # --- phase representations and the cross-fade ------------------------------------------------------------------

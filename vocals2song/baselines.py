@@ -170,12 +170,22 @@ def random_phase_gain(n_fft: int, hop: int, win: int, window: str = "hann") -> f
     return float(np.sqrt(np.mean(np.abs(Z[inner]) ** 2) / np.mean(np.abs(back) ** 2)))
 
 
+def floor_power(top_db: float, range_db: float) -> float:
+    """The power of a codec plane's floor (``u = 0``) on the codec's scale: ``range_db`` under ``top_db``."""
+    return 10.0 ** ((top_db - range_db) / 10.0)
+
+
 def prior_rows(stats: TrainingStats, top_db: float, range_db: float) -> list[float]:
     """The mean accompaniment power as the network's rows: net units ``2u - 1``, highest frequency first, without
-    the Nyquist bin (as `transforms.pixels_to_net` lays out an image)."""
-    db = 10.0 * np.log10(np.maximum(stats.mean_power, 1e-30))
-    u = np.clip((db - (top_db - range_db)) / range_db, 0.0, 1.0)
-    return [round(float(2.0 * x - 1.0), 6) for x in u[::-1][1:]]
+    the Nyquist bin (as `transforms.pixels_to_net` lays out an image).
+
+    ``u`` is the power *above the floor* that `model.PowerSum` adds, ``floor * expm1(k u) = mean`` with
+    ``k = range_db ln(10) / 10``, so an untrained model adds the mean itself. (Read as a plain level,
+    ``floor * exp(k u)``, it added the mean less the floor: 3 dB short at 3 dB over the floor, and nothing in
+    the 300 of 512 chorale rows whose geometric mean lies under it.)"""
+    k = range_db * np.log(10.0) / 10.0
+    u = np.clip(np.log1p(stats.mean_power / floor_power(top_db, range_db)) / k, 0.0, 1.0)
+    return [round(float(2.0 * x - 1.0), 7) for x in u[::-1][1:]]
 
 
 Baseline = Callable[[np.ndarray, TrainingStats, ImageMeta], np.ndarray]
