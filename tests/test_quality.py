@@ -83,10 +83,10 @@ def test_untrained_powersum_mean_model_is_the_mean_accompaniment_baseline(excerp
 
 
 def test_song_adds_what_the_network_adds_to_the_vocals_as_they_are(monkeypatch):
-    """The song of a magnitude-only powersum-mean model is the vocals' own STFT plus the power the network added:
-    all of it where the head started at the mean, the rows under the image floor too (as mean_accompaniment adds
-    them), and nothing in silent frames, where the head sits at its start. (Fails if the floor's power is left
-    in, or the sub-floor rows or the start's trickle are dropped or kept where they should not be.)"""
+    """The song of a magnitude-only powersum-mean model is the vocals' own STFT plus the power the network added,
+    with the training mean in the rows under the image floor (as mean_accompaniment adds them) where the head
+    started at the mean, and nothing in silent frames, where the head sits at its start. (Fails if the floor's
+    power is left in, or the sub-floor rows or the start's trickle are dropped or kept where they should not be.)"""
     import vocals2song.predict as predict_mod
 
     config = _config("none", "powersum-mean")
@@ -98,6 +98,7 @@ def test_song_adds_what_the_network_adds_to_the_vocals_as_they_are(monkeypatch):
     Z_voc[40, :30] = 400.0  # a loud partial in the first 30 frames: those sound, the last 10 do not
     u_in = codec.spectrogram_to_planes(Z_voc, top, span)[0].astype(np.float64)
     mean_power = floor * np.geomspace(1e-3, 1e3, nb_bins)  # 30 dB under the floor to 30 dB over it
+    config["model"]["prior"] = baselines.prior_rows(baselines.TrainingStats(mean_power, 1), top, span)
     u_acc = np.where(np.arange(nb_frames) < 30, np.log1p(mean_power / floor)[:, None] / k, 0.001)
     u_out = np.log1p(np.expm1(k * u_in) + np.expm1(k * u_acc)) / k  # what PowerSum makes of them
     seen, song_phase = {}, baselines.song_phase
