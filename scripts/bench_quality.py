@@ -60,6 +60,11 @@ VARIANTS: dict[str, list[str]] = {
     # moving averages that no tile had (model.normalization)
     "default-instance": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
                          "--keep-best", "--norm", "instance"],
+    # 2 and 4 times the context (3 and 6 s tiles); at the same budget in frames seen, a half and a quarter of the steps
+    "default-tile512": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
+                        "--keep-best", "--tile", "512"],
+    "default-tile1024": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
+                         "--keep-best", "--tile", "1024"],
     # L2 on the dB planes: its optimum for what the vocals cannot tell is the mean dB (what lsd, an RMS of dB,
     # rewards), where L1 seeks the median; val_l1 is then the mean squared error, and --keep-best minimises it
     "default-l2": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "5000", "--keep-best",
