@@ -98,7 +98,9 @@ def trained_run(train_data, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("trained") / "run"
     # The published generator with its phase channel: these tests exercise the plumbing (predict's phase sources,
     # tiling, evaluate); the default powersum-mean recipe has its own tests in test_quality.py.
+    # Its last generator, not the best-validation one: which step --keep-best picks varies from run to run (CPU
+    # training is not bit-reproducible), and an early pick once left evaluate's "training must show" margin short.
     cfg = TrainConfig(model="tiny", steps=300, log_every=25, sample_every=1000, checkpoint_every=1000,
-                      generator="unet", phase_repr="angle", lambda_l1=100.0)
+                      generator="unet", phase_repr="angle", lambda_l1=100.0, keep_best=False)
     train(train_data, run, cfg, progress=False, log=lambda *a: None)
     return run
