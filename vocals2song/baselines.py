@@ -170,6 +170,17 @@ def random_phase_gain(n_fft: int, hop: int, win: int, window: str = "hann") -> f
     return float(np.sqrt(np.mean(np.abs(Z[inner]) ** 2) / np.mean(np.abs(back) ** 2)))
 
 
+def power_scale(range_db: float) -> float:
+    """``k = range_db ln(10) / 10``: a plane's ``u`` times ``k`` is its natural-log power over the floor's, so
+    ``floor * expm1(k u)`` is the power above the floor (what `model.PowerSum` adds)."""
+    return float(range_db * np.log(10.0) / 10.0)
+
+
+def gate_u(range_db: float) -> float:
+    """`GATE_DBFS` as a plane value: a frame sounds when its loudest ``u`` reaches it (as `sounding_frames`)."""
+    return (range_db + GATE_DBFS) / range_db
+
+
 def floor_power(top_db: float, range_db: float) -> float:
     """The power of a codec plane's floor (``u = 0``) on the codec's scale: ``range_db`` under ``top_db``."""
     return 10.0 ** ((top_db - range_db) / 10.0)
@@ -183,8 +194,7 @@ def prior_rows(stats: TrainingStats, top_db: float, range_db: float) -> list[flo
     ``k = range_db ln(10) / 10``, so an untrained model adds the mean itself. (Read as a plain level,
     ``floor * exp(k u)``, it added the mean less the floor: 3 dB short at 3 dB over the floor, and nothing in
     the 300 of 512 chorale rows whose geometric mean lies under it.)"""
-    k = range_db * np.log(10.0) / 10.0
-    u = np.clip(np.log1p(stats.mean_power / floor_power(top_db, range_db)) / k, 0.0, 1.0)
+    u = np.clip(np.log1p(stats.mean_power / floor_power(top_db, range_db)) / power_scale(range_db), 0.0, 1.0)
     return [round(float(2.0 * x - 1.0), 7) for x in u[::-1][1:]]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from vocals2song.baselines import GATE_DBFS
+from vocals2song.baselines import gate_u, power_scale
 from vocals2song.config import GAN_LOSSES, GENERATORS, NORMS, RECON_LOSSES, ModelConfig
 
 KERNEL = 4
@@ -104,7 +104,7 @@ class PowerSum(layers.Layer):
         self.range_db = float(range_db)
 
     def call(self, vocals, accompaniment, rest=None):
-        k = self.range_db * 2.302585092994046 / 10.0
+        k = power_scale(self.range_db)
         u_voc = (ops.cast(vocals, "float32") + 1.0) * 0.5
         u_acc = (ops.cast(accompaniment, "float32") + 1.0) * 0.5
         power = ops.expm1(k * u_voc) + ops.expm1(k * u_acc)
@@ -209,7 +209,7 @@ class _AccompanimentHead(layers.Layer):
         base = self.start
         if self.prior is not None:
             u_loudest = (ops.max(ops.cast(vocals[..., :1], "float32"), axis=1, keepdims=True) + 1.0) * 0.5
-            sounding = u_loudest >= (self.range_db + GATE_DBFS) / self.range_db  # (batch, 1, frames, 1)
+            sounding = u_loudest >= gate_u(self.range_db)  # (batch, 1, frames, 1)
             prior = ops.reshape(ops.convert_to_tensor(self.prior, "float32"), (1, -1, 1, 1))
             base = ops.where(sounding, prior, self.start)
         return ops.concatenate([ops.clip(x[..., :1] + base, -1.0, 1.0), ops.tanh(x[..., 1:])], axis=-1)

@@ -296,20 +296,20 @@ def _song_around_vocals(vocals: np.ndarray, meta: ImageMeta, predictor: Predicto
     The vocals do not go through the 8-bit image (re-synthesised from it they come back at about 40 dB SNR). The
     predicted image stores the same song at the codec's precision.
     """
-    from vocals2song.baselines import GATE_DBFS, floor_power, random_phase_gain, song_phase
+    from vocals2song.baselines import floor_power, gate_u, power_scale, random_phase_gain, song_phase
 
     top, span = meta.top_db, meta.range_db
+    floor, k = floor_power(top, span), power_scale(span)
     Z_voc = _vocals_stft(vocals, meta, u.shape[1])
     # model.PowerSum's inverse: the power above the floor, floor * expm1(k u), of the output less the input's
-    k = span * np.log(10.0) / 10.0
     above = np.maximum(np.expm1(k * u.astype(np.float64)) - np.expm1(k * u_in.astype(np.float64)), 0.0)
     silent = np.log1p(above) / k <= SILENT_U  # what a powersum head adds at its start, u = 0.001, is silence
-    added = np.where(silent, 0.0, floor_power(top, span) * above)
+    added = np.where(silent, 0.0, floor * above)
     prior = predictor.config["model"].get("prior")
     if prior is not None:  # powersum-mean: under the image's floor, where the network cannot paint, the mean
-        mean = floor_power(top, span) * np.expm1(k * (np.asarray(prior[::-1] + [-1.0]) + 1.0) / 2.0)
-        sounding = u_in[:-1].max(axis=0) >= (span + GATE_DBFS) / span  # the frames the head starts at the mean
-        added[:, sounding] = np.maximum(added[:, sounding], np.minimum(mean, floor_power(top, span))[:, None])
+        mean = floor * np.expm1(k * (np.asarray(prior[::-1] + [-1.0]) + 1.0) / 2.0)
+        sounding = u_in[:-1].max(axis=0) >= gate_u(span)  # the frames the head starts at the mean
+        added[:, sounding] = np.maximum(added[:, sounding], np.minimum(mean, floor)[:, None])
     power = np.abs(Z_voc) ** 2 + added
     Z = np.sqrt(power) * song_phase(Z_voc, power, gain=random_phase_gain(meta.n_fft, meta.hop, meta.win, meta.window))
     encode, decode = codec.CODECS[predictor.meta.format][:2]
