@@ -5,7 +5,8 @@
 2. The dataset: ``vocals2song sound2image`` with its defaults (15 s segments, rgb8) into ``WORK/dataset``.
 3. Each variant of ``--variants`` is trained with the same budget (``--model``, ``--steps``) into
    ``WORK/runs/<variant>`` through the CLI (a rerun resumes or skips a finished run), then scored with
-   ``vocals2song evaluate`` on the test split (``WORK/eval/<variant>/``).
+   ``vocals2song evaluate`` on the test split (``WORK/eval/<variant>/``), or on ``--split valid`` to choose a
+   recipe without looking at the test tunes.
 4. A table of medians over the test items: lsd, mrstft, SI-SDR, loudness difference, lsd below 500 Hz, 500 Hz to
    4 kHz and above, frame-rate buzz, harmony (chroma correlation), training time; the two baselines
    (`vocals_only` and the gated `mean_accompaniment`) come from the first variant's report (they do not depend on
@@ -50,8 +51,11 @@ VARIANTS: dict[str, list[str]] = {
                          "--lambda-l1", "100", "--tile", "512"],
     "powersum-if": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "if", "--lambda-l1", "100"],
     "powersum-angle": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "angle", "--lambda-l1", "100"],
-    # the default recipe since 2026-11-22: lambda 1000, the generator of the lowest val_l1 kept (--keep-best)
+    # the default recipe since 2026-11-22: lambda 1000, the generator of the lowest val_l1 kept (--keep-best); since
+    # 2026-11-22's second session training also fits the accompaniment's envelope (vocals2song.envelope)
     "default": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000", "--keep-best"],
+    "default-noenvelope": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
+                           "--keep-best", "--no-envelope"],
     "default-lr5e-5": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000", "--keep-best",
                        "--lr", "5e-5"],
     # lambda 1e5: the GAN term is a hundredth of the L1's weight of the default, nearly plain L1 regression
@@ -128,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"Comma-separated, of: {', '.join(VARIANTS)}.")
     parser.add_argument("--phase", default="model", help="evaluate --phase for every variant.")
     parser.add_argument("--extra", default="", help="More train flags for every variant, space-separated.")
+    parser.add_argument("--split", default="test",
+                        help="The split to score: test, or valid to choose a recipe without looking at test.")
     parser.add_argument("--exclude", default="",
                         help="Comma-separated test tracks to leave out of the medians (e.g. a tune found in training).")
     args = parser.parse_args(argv)
@@ -146,14 +152,14 @@ def main(argv: list[str] | None = None) -> None:
         cli("sound2image", str(corpus), str(dataset))
     excluded = f" without {args.exclude}" if args.exclude else ""
     lines = [f"Chorales `{corpus}`, `--model {args.model} --steps {args.steps}` {args.extra}, evaluate --phase "
-             f"{args.phase}; medians over the test items{excluded}. Lower is better except SI-SDR and harmony; "
+             f"{args.phase}; medians over the {args.split} items{excluded}. Lower is better except SI-SDR and harmony; "
              "loudness nearer 0 is better.", "",
              "| estimate | " + " | ".join(title for _, title, _ in COLUMNS) + " | items better than the mean | train s |",
              "|---|" + "---|" * (len(COLUMNS) + 2)]
     baselines = None
     for variant in variants:
         run = work / "runs" / f"{variant}-{args.model}-{args.steps}{'-' + args.extra.replace(' ', '') if args.extra else ''}"
-        out = work / "eval" / run.name / args.phase
+        out = work / "eval" / run.name / (args.phase if args.split == "test" else f"{args.phase}-{args.split}")
         print(f"{variant}: train -> {run}", flush=True)
         timing = run.parent / f"{run.name}.seconds"  # wall time of the call that trained it (start-up included)
         seconds = cli("train", str(dataset), str(run), "--model", args.model, "--steps", str(args.steps),
@@ -162,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
         if not timing.is_file():
             timing.write_text(f"{seconds:.0f}\n")
         print(f"{variant}: evaluate -> {out}", flush=True)
-        cli("evaluate", str(run), str(dataset), "--out", str(out), "--phase", args.phase, log=out.parent / "evaluate.log")
+        cli("evaluate", str(run), str(dataset), "--out", str(out), "--phase", args.phase, "--split", args.split,
+            log=out.parent / f"evaluate-{args.split}.log")
         report = json.loads((out / "report.json").read_text())
         exclude = {t.strip() for t in args.exclude.split(",") if t.strip()}
         medians = _medians(report, exclude)
@@ -173,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(row(name, values))
     lines += ["", "train s: wall time of the `train` call that trained the run, start-up included."]
     text = "\n".join(lines) + "\n"
-    (work / "quality.md").write_text(text)
+    (work / ("quality.md" if args.split == "test" else f"quality-{args.split}.md")).write_text(text)
     print("\n" + text)
 
 

@@ -236,7 +236,8 @@ def test_cli_train_writes_every_artefact(train_data, tmp_path, run_cli):
 def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, tmp_path, run_cli):
     """The default recipe keeps the generator of the lowest val_l1, its untrained start included (a high learning
     rate makes training erratic), and predicts with it; its accompaniment gain is fitted on training pairs when
-    training ends, kept by a rerun of the finished run, and left out with --no-loudness-calibration."""
+    training ends (after the accompaniment's envelope), kept by a rerun of the finished run, and left out with
+    --no-loudness-calibration (--no-envelope)."""
     from vocals2song.data import find_pairs, fixed_tiles
 
     run = tmp_path / "run"
@@ -261,11 +262,17 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     assert best["val_l1"] <= start_l1 + 1e-6
     assert len(config["loudness"]["gain_db"]) == 513 and np.isfinite(config["loudness"]["alpha_db"])
     assert config["loudness"]["pairs"] >= 1 and "loudness calibration" in result.output
+    from vocals2song.envelope import LAGS
+
+    assert len(config["envelope"]["weights"]) == 4 * LAGS + 3 and config["envelope"]["frames"] > 100
+    assert np.all(np.isfinite(config["envelope"]["weights"])) and "accompaniment envelope" in result.output
     again = run_cli("train", train_data, run, *quick)
     assert again.exit_code == 0 and "already at step 4" in again.output
-    assert json.loads((run / "config.json").read_text())["loudness"] == config["loudness"]
-    off = run_cli("train", train_data, run, *quick, "--no-loudness-calibration")
-    assert off.exit_code == 0 and "loudness" not in json.loads((run / "config.json").read_text())
+    rerun = json.loads((run / "config.json").read_text())
+    assert rerun["loudness"] == config["loudness"] and rerun["envelope"] == config["envelope"]
+    off = run_cli("train", train_data, run, *quick, "--no-loudness-calibration", "--no-envelope")
+    assert off.exit_code == 0
+    assert not {"loudness", "envelope"} & set(json.loads((run / "config.json").read_text()))
 
 
 def test_keep_best_minimises_the_reconstruction_loss_asked_for(train_data, tmp_path, run_cli):

@@ -184,6 +184,9 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--loudness-calibration/--no-loudness-calibration", default=None,
               help="At the end of training, fit a gain on the predicted accompaniment so that the songs of training "
                    "pairs come out as loud as the true ones (powersum generators on mixtures; default on).")
+@click.option("--envelope/--no-envelope", default=None,
+              help="At the end of training, fit how loud the accompaniment is frame by frame from the vocals around "
+                   "each frame (powersum-mean generators on mixtures; default on).")
 @click.option("--keep-best/--no-keep-best", default=None,
               help="Keep the generator with the lowest val_l1 so far, the untrained start included, as "
                    "generator_best.keras, and predict with it (default on).")
@@ -203,7 +206,7 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--xla", is_flag=True, default=None, help="Compile the train step with XLA (helps GPUs; slower on CPUs).")
 @OPT_DEBUG
 def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, generator, phase_repr, gan_loss,
-              recon_loss, norm, loudness_calibration, keep_best, lambda_l1, lr, seed,
+              recon_loss, norm, loudness_calibration, envelope, keep_best, lambda_l1, lr, seed,
               checkpoint_every, sample_every, log_every, resume, mixed_precision, xla, debug):
     """Train pix2pix on the paired images of DATA into the run folder RUN.
 
@@ -228,7 +231,8 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
         recorded = run_settings(run) if resume else {}  # a rerun continues the run as it was configured
         given = dict(input_subdir=input_subdir, target_subdir=target_subdir, steps=steps, batch_size=batch_size,
                      tile=tile, model=model, generator=generator, phase_repr=phase_repr, gan_loss=gan_loss,
-                     recon_loss=recon_loss, norm=norm, loudness_calibration=loudness_calibration, keep_best=keep_best,
+                     recon_loss=recon_loss, norm=norm, loudness_calibration=loudness_calibration, envelope=envelope,
+                     keep_best=keep_best,
                      lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                      sample_every=sample_every, log_every=log_every, mixed_precision=mixed_precision, xla=xla)
         default = TrainConfig()

@@ -138,6 +138,8 @@ class TrainConfig:
     norm: str = "batch"  # NORMS: the generator's normalisation
     # powersum generators on mixtures: fit the accompaniment's loudness on training pairs at the end (loudness.py)
     loudness_calibration: bool = True
+    # powersum-mean generators on mixtures: fit the accompaniment's level frame by frame from the vocals (envelope.py)
+    envelope: bool = True
     # keep the generator of the lowest val_l1 (the start included) as generator_best.keras, and predict with it
     keep_best: bool = True
 

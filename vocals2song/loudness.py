@@ -43,9 +43,13 @@ def accompaniment_power(u_song: np.ndarray, u_vocals: np.ndarray, top_db: float,
 
 
 def apply_gain(u_song: np.ndarray, u_vocals: np.ndarray, gain_db: np.ndarray | list[float], top_db: float,
-               range_db: float) -> np.ndarray:
-    """The song plane with its accompaniment's power scaled by ``10**(gain_db[f]/10)`` in bin ``f``, float32."""
-    gain = np.power(10.0, np.asarray(gain_db, dtype=np.float64) / 10.0)[:, None]
+               range_db: float, frame_db: np.ndarray | None = None) -> np.ndarray:
+    """The song plane with its accompaniment's power scaled by ``10**(gain_db[f]/10)`` in bin ``f`` (and by
+    ``10**(frame_db[t]/10)`` in frame ``t``: `vocals2song.envelope`), float32."""
+    gain_db = np.asarray(gain_db, dtype=np.float64)[:, None]
+    if frame_db is not None:
+        gain_db = gain_db + np.asarray(frame_db, dtype=np.float64)[None, :]
+    gain = np.power(10.0, gain_db / 10.0)
     vocals = power(u_vocals, top_db, range_db)
     total = vocals + np.maximum(power(u_song, top_db, range_db) - vocals, 0.0) * gain
     with np.errstate(divide="ignore"):

@@ -139,6 +139,16 @@ class Predictor:
         model = self.config.get("model", {})
         return model.get("generator", "unet").startswith("powersum") and self.config.get("target") == "mixture"
 
+    def envelope_db(self, u_vocals: np.ndarray) -> np.ndarray | None:
+        """The accompaniment's gain in dB per frame that training fitted from the vocals plane ``u_vocals``
+        (`vocals2song.envelope`); None for runs without one."""
+        fitted = self.config.get("envelope")
+        if not fitted:
+            return None
+        from vocals2song import envelope
+
+        return envelope.offsets_db(fitted, u_vocals, self.meta.range_db, self.meta.sr, self.meta.n_fft)
+
     @property
     def loudness_gain(self) -> list[float] | None:
         """The accompaniment gain per bin that training fitted (`vocals2song.loudness`); None for older runs."""
@@ -175,23 +185,42 @@ def load_predictor(run: str | os.PathLike) -> Predictor:
                      int(config["training"]["tile"]))
 
 
-def calibrate_loudness(predictor: Predictor, pairs: list, limit: int = 24) -> dict:
-    """Fit the accompaniment's loudness gain (`vocals2song.loudness.fit_gain`) on up to ``limit`` training pairs
-    spread over ``pairs`` (`data.Pair`), from the predictor's raw output; the result is config.json's "loudness"."""
-    from vocals2song.baselines import read_image_meta, spread
+def calibrate(predictor: Predictor, pairs: list, fit_envelope: bool = True, fit_loudness: bool = True,
+              limit: int = 24) -> dict:
+    """Fit what training ends with, on up to ``limit`` training pairs spread over ``pairs`` (`data.Pair`), from the
+    predictor's raw output: the accompaniment's envelope (`vocals2song.envelope`; powersum-mean generators), then
+    its loudness gain (`vocals2song.loudness.fit_gain`) on the songs with that envelope. Returns config.json's
+    "envelope" and "loudness" entries, those asked for."""
+    from vocals2song import envelope
+    from vocals2song.baselines import image_spectrogram, read_image_meta, spread
 
     chosen = spread(pairs, limit)
     meta = predictor.meta
-
-    def items():
-        for pair in chosen:
-            pixels, vocals_meta = read_image_meta(pair.input, meta)
-            target, target_meta = read_image_meta(pair.target, meta)
-            u_song = predictor.planes(transforms.pixels_to_net(pixels, meta.format, predictor.phase_repr))[0]
-            yield u_song, codec.decode_planes(pixels, vocals_meta)[0], codec.decode_planes(target, target_meta)[0]
-
-    alpha, gain = loudness.fit_gain(items(), meta.top_db, meta.range_db)
-    return {"alpha_db": alpha, "pairs": len(chosen), "gain_db": gain}
+    prior = predictor.config["model"].get("prior")
+    fit_envelope = fit_envelope and prior is not None
+    planes, fitting = [], []
+    for pair in chosen:
+        pixels, vocals_meta = read_image_meta(pair.input, meta)
+        target, target_meta = read_image_meta(pair.target, meta)
+        u_song = predictor.planes(transforms.pixels_to_net(pixels, meta.format, predictor.phase_repr))[0]
+        u_vocals = codec.decode_planes(pixels, vocals_meta)[0]
+        planes.append((u_song, u_vocals, codec.decode_planes(target, target_meta)[0]))
+        if fit_envelope:
+            Z_vocals = image_spectrogram(pixels, vocals_meta)
+            true_power = np.abs(image_spectrogram(target, target_meta) - Z_vocals) ** 2
+            added, sounding = added_power(u_song, u_vocals, meta, prior)
+            fitting.append((u_vocals, true_power, added, sounding))
+    fitted: dict = {}
+    if fit_envelope:
+        fitted["envelope"] = {**envelope.fit(fitting, meta.range_db, meta.sr, meta.n_fft), "pairs": len(chosen)}
+        enveloped = Predictor({**predictor.config, **fitted}, meta, predictor.generate, predictor.tile)
+        planes = [(loudness.apply_gain(u_song, u_vocals, [0.0] * u_song.shape[0], meta.top_db, meta.range_db,
+                                       enveloped.envelope_db(u_vocals)), u_vocals, u_true)
+                  for u_song, u_vocals, u_true in planes]
+    if fit_loudness:
+        alpha, gain = loudness.fit_gain(planes, meta.top_db, meta.range_db)
+        fitted["loudness"] = {"alpha_db": alpha, "pairs": len(chosen), "gain_db": gain}
+    return fitted
 
 
 # --- one input -------------------------------------------------------------------------------------
@@ -242,10 +271,13 @@ def predict_song(vocals: np.ndarray, pixels: np.ndarray, meta: ImageMeta, predic
     fmt = predictor.meta.format
     u, v = predictor.planes(transforms.pixels_to_net(pixels, fmt, predictor.phase_repr))
     u_in = codec.decode_planes(pixels, meta)[0]
-    if predictor.loudness_gain:
-        u = loudness.apply_gain(u, u_in, predictor.loudness_gain, meta.top_db, meta.range_db)
-    if v is None and phase != "griffinlim" and predictor.adds_to_vocals:
-        return _song_around_vocals(vocals, meta, predictor, u, u_in)
+    around = v is None and phase != "griffinlim" and predictor.adds_to_vocals
+    frame_db = predictor.envelope_db(u_in)
+    if predictor.loudness_gain or (frame_db is not None and not around):
+        u = loudness.apply_gain(u, u_in, predictor.loudness_gain or [0.0] * u.shape[0], meta.top_db, meta.range_db,
+                                None if around else frame_db)
+    if around:
+        return _song_around_vocals(vocals, meta, predictor, u, u_in, frame_db)
     vocals_angle = None
     if phase == "vocals" or v is None:  # a magnitude-only model's own phase is the vocals' (where they count)
         Z_voc = _vocals_stft(vocals, meta, u.shape[1])
@@ -282,8 +314,28 @@ def _vocals_stft(vocals: np.ndarray, meta: ImageMeta, nb_frames: int) -> np.ndar
     return audio.stft(padded, meta.n_fft, meta.hop, meta.win, meta.window)[:, :nb_frames]
 
 
+def added_power(u: np.ndarray, u_in: np.ndarray, meta: ImageMeta, prior: list[float] | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """What an additive model adds to the vocals: ``(power (nb_bins, nb_frames), sounding (nb_frames,))``, its
+    output's power less its input's plane ``u_in`` (`model.PowerSum`'s inverse, the power above the floor), and for
+    a powersum-mean model (``prior``: config.json's model "prior") the training mean under the image floor in the
+    frames its head starts at the mean (``sounding``; every frame without a prior)."""
+    from vocals2song.baselines import floor_power, gate_u, power_scale
+
+    floor, k = floor_power(meta.top_db, meta.range_db), power_scale(meta.range_db)
+    above = np.maximum(np.expm1(k * u.astype(np.float64)) - np.expm1(k * u_in.astype(np.float64)), 0.0)
+    silent = np.log1p(above) / k <= SILENT_U  # what a powersum head adds at its start, u = 0.001, is silence
+    added = np.where(silent, 0.0, floor * above)
+    sounding = np.ones(u.shape[1], dtype=bool)
+    if prior is not None:  # powersum-mean: under the image's floor, where the network cannot paint, the mean
+        mean = floor * np.expm1(k * (np.asarray(prior[::-1] + [-1.0]) + 1.0) / 2.0)
+        sounding = u_in[:-1].max(axis=0) >= gate_u(meta.range_db)  # the frames the head starts at the mean
+        added[:, sounding] = np.maximum(added[:, sounding], np.minimum(mean, floor)[:, None])
+    return added, sounding
+
+
 def _song_around_vocals(vocals: np.ndarray, meta: ImageMeta, predictor: Predictor, u: np.ndarray,
-                        u_in: np.ndarray) -> Prediction:
+                        u_in: np.ndarray, frame_db: np.ndarray | None = None) -> Prediction:
     """A magnitude-only additive model's song: the vocals as they are, plus the power the network adds to its
     input (its output's power less the input's), laid on the way `baselines.mean_accompaniment` lays its mean:
     the vocals' phase where they hold `VOCALS_PHASE_SHARE` of a bin's power, a lifted random phase elsewhere.
@@ -296,20 +348,13 @@ def _song_around_vocals(vocals: np.ndarray, meta: ImageMeta, predictor: Predicto
     The vocals do not go through the 8-bit image (re-synthesised from it they come back at about 40 dB SNR). The
     predicted image stores the same song at the codec's precision.
     """
-    from vocals2song.baselines import floor_power, gate_u, power_scale, random_phase_gain, song_phase
+    from vocals2song.baselines import random_phase_gain, song_phase
 
     top, span = meta.top_db, meta.range_db
-    floor, k = floor_power(top, span), power_scale(span)
     Z_voc = _vocals_stft(vocals, meta, u.shape[1])
-    # model.PowerSum's inverse: the power above the floor, floor * expm1(k u), of the output less the input's
-    above = np.maximum(np.expm1(k * u.astype(np.float64)) - np.expm1(k * u_in.astype(np.float64)), 0.0)
-    silent = np.log1p(above) / k <= SILENT_U  # what a powersum head adds at its start, u = 0.001, is silence
-    added = np.where(silent, 0.0, floor * above)
-    prior = predictor.config["model"].get("prior")
-    if prior is not None:  # powersum-mean: under the image's floor, where the network cannot paint, the mean
-        mean = floor * np.expm1(k * (np.asarray(prior[::-1] + [-1.0]) + 1.0) / 2.0)
-        sounding = u_in[:-1].max(axis=0) >= gate_u(span)  # the frames the head starts at the mean
-        added[:, sounding] = np.maximum(added[:, sounding], np.minimum(mean, floor)[:, None])
+    added = added_power(u, u_in, meta, predictor.config["model"].get("prior"))[0]
+    if frame_db is not None:  # the fitted envelope (vocals2song.envelope), the same in every bin of a frame
+        added *= np.power(10.0, frame_db / 10.0)[None, :]
     power = np.abs(Z_voc) ** 2 + added
     Z = np.sqrt(power) * song_phase(Z_voc, power, gain=random_phase_gain(meta.n_fft, meta.hop, meta.win, meta.window))
     encode, decode = codec.CODECS[predictor.meta.format][:2]

@@ -538,7 +538,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
         _write_json(run / "config.json", config)
     if start >= cfg.steps:
         log(f"{run}: already at step {start} of {cfg.steps}; raise --steps to train on")
-        _calibrate_loudness(run, cfg, pairs, config, is_chief, log)  # config.json was rewritten without it
+        _calibrate(run, cfg, pairs, config, is_chief, log)  # config.json was rewritten without it
         return TrainSummary(run, start, start, 0.0, 0.0, strategy_name, notes, {})
     for note in notes:
         log(f"note: {note}")
@@ -557,26 +557,32 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     gan.fit(ds, epochs=1, steps_per_epoch=cfg.steps - start, verbose=0, callbacks=callbacks)
     seconds = time.monotonic() - t0
     keras.mixed_precision.set_global_policy("float32")  # the policy is process-wide: leave none behind
-    _calibrate_loudness(run, cfg, pairs, config, is_chief, log)
+    _calibrate(run, cfg, pairs, config, is_chief, log)
     if not is_chief:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return TrainSummary(run, start, state.step, seconds, (state.step - start) / max(seconds, 1e-9), strategy_name,
                         notes, state.last_row)
 
 
-def _calibrate_loudness(run: Path, cfg: TrainConfig, pairs: data_mod.PairSet, config: dict, is_chief: bool,
-                        log) -> None:
-    """Fit the saved generator's accompaniment gain on training pairs into config.json (`vocals2song.loudness`):
-    additive generators on mixtures, unless --no-loudness-calibration."""
-    if not (is_chief and cfg.loudness_calibration and cfg.generator.startswith("powersum")
+def _calibrate(run: Path, cfg: TrainConfig, pairs: data_mod.PairSet, config: dict, is_chief: bool, log) -> None:
+    """Fit the saved generator's accompaniment envelope and loudness gain on training pairs into config.json
+    (`vocals2song.envelope`, `vocals2song.loudness`): additive generators on mixtures, unless --no-envelope and
+    --no-loudness-calibration."""
+    if not (is_chief and (cfg.envelope or cfg.loudness_calibration) and cfg.generator.startswith("powersum")
             and pairs.target == "mixture" and (run / config["generator"]).is_file()):
         return
-    from vocals2song import loudness
-    from vocals2song.predict import calibrate_loudness, load_predictor
+    from vocals2song import envelope, loudness
+    from vocals2song.predict import calibrate, load_predictor
 
-    config["loudness"] = calibrate_loudness(load_predictor(run), pairs.train)
+    for key in ("envelope", "loudness"):
+        config.pop(key, None)
+    _write_json(run / "config.json", config)  # the predictor must see the raw generator
+    config.update(calibrate(load_predictor(run), pairs.train, cfg.envelope, cfg.loudness_calibration))
     _write_json(run / "config.json", config)
-    log(f"{run}: {loudness.describe(config['loudness']['alpha_db'], config['loudness']['gain_db'], pairs.meta.sr)}")
+    if "envelope" in config:
+        log(f"{run}: {envelope.describe(config['envelope'])}")
+    if "loudness" in config:
+        log(f"{run}: {loudness.describe(config['loudness']['alpha_db'], config['loudness']['gain_db'], pairs.meta.sr)}")
 
 
 def _check_config(cfg: TrainConfig) -> None:
