@@ -186,7 +186,7 @@ def load_predictor(run: str | os.PathLike) -> Predictor:
 
 
 def calibrate(predictor: Predictor, pairs: list, fit_envelope: bool = True, fit_loudness: bool = True,
-              limit: int = 24) -> dict:
+              limit: int = 48) -> dict:
     """Fit what training ends with, on up to ``limit`` training pairs spread over ``pairs`` (`data.Pair`), from the
     predictor's raw output: the accompaniment's envelope (`vocals2song.envelope`; powersum-mean generators), then
     its loudness gain (`vocals2song.loudness.fit_gain`) on the songs with that envelope. Returns config.json's
