@@ -403,6 +403,35 @@ def test_envelope_learns_how_the_accompaniment_follows_the_vocals():
     np.testing.assert_allclose(envelope.offsets_db(fitted, u, 100.0, SR, 1024), 0.8 * relative + 2.0, atol=0.1)
     np.testing.assert_allclose(envelope.offsets_db(fitted, u + 0.1, 100.0, SR, 1024),
                                envelope.offsets_db(fitted, u, 100.0, SR, 1024), atol=1e-6)
+    # where the accompaniment's level does not follow the vocals (3 dB of noise per frame), a fit on a training
+    # set's worth of frames (16000) is about flat
+    unrelated = []
+    for track_db in range(-8, 8, 2):
+        v, _ = _vocals_plane(rng, track_db, 2000)
+        noise = 10 ** (rng.normal(0.0, 3.0, v.shape[1]) / 10)[None, :]
+        unrelated.append((v, mean_power * noise, np.broadcast_to(mean_power, v.shape), np.ones(v.shape[1], bool)))
+    flat = envelope.offsets_db(envelope.fit(unrelated, 100.0, SR, 1024), u, 100.0, SR, 1024)
+    assert np.std(flat) < 0.5 and abs(np.mean(flat)) < 0.5
+
+
+def test_the_envelope_is_the_mean_accompaniments_whatever_the_generator(train_data):
+    """`predict.calibrate` fits the envelope against the training mean a powersum-mean generator starts at, so two
+    generators that add different accompaniments get the same envelope, and only their loudness gains differ.
+    (Fitted against each generator's own output, the envelopes differ: each undoes its own generator's level.)"""
+    from vocals2song.data import find_pairs
+    from vocals2song.predict import calibrate
+
+    pairs = find_pairs(train_data, "vocals", None)
+    config = _config("none", "powersum-mean", tile=256)
+    stats = baselines.stats_from_images([(p.name, p.input, p.target) for p in pairs.train], "mixture")
+    config["model"]["prior"] = baselines.prior_rows(stats, config["codec"]["top_db"], config["codec"]["range_db"])
+    fits = []
+    for lift in (0.0, 0.1):  # the second generator adds 10 dB more wherever it adds
+        predictor = Predictor(config, codec_meta(config), lambda t, lift=lift: np.minimum(t + 2 * lift, 1.0), 256)
+        fits.append(calibrate(predictor, pairs.train))
+    assert fits[0]["envelope"]["weights"] == fits[1]["envelope"]["weights"]
+    assert fits[0]["envelope"]["frames"] > 100
+    assert fits[1]["loudness"]["alpha_db"] < fits[0]["loudness"]["alpha_db"]
 
 
 def test_predict_applies_the_runs_envelope(excerpt):

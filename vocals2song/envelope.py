@@ -7,8 +7,8 @@ attacks. A gated mean cannot follow that; the small U-Net does not learn it in a
 
 So training ends by fitting a linear model of the accompaniment's level in each frame: a ridge regression on the
 vocals' level and onset strength (their positive spectral flux) in the frames around it. It is fitted on training
-pairs against what the generator predicts there, so it adds only what the generator missed, and applied at predict
-as a gain of ``offset[t]`` dB on the accompaniment's power in that frame, the same in every bin.
+pairs against the training mean that a powersum-mean generator starts at (`predict.calibrate`), and applied at
+predict as a gain of ``offset[t]`` dB on whatever the generator adds in that frame, the same in every bin.
 
 Measured with `vocals2song evaluate` on the rendered chorales (README, "Quality"): the mean accompaniment with
 this envelope (an untrained powersum-mean model, no loudness gain) against without it, median lsd 10.89 against
