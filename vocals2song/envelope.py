@@ -35,6 +35,8 @@ LAGS = 24
 RIDGE = 10.0
 #: the envelope's factor is kept within +-this many dB
 LIMIT_DB = 20.0
+#: the envelope's offsets are kept within these percentiles of its offsets on the training frames
+SPAN_PERCENTILES = (1.0, 99.0)
 #: natural-log power per dB
 NEPER = np.log(10.0) / 10.0
 
@@ -68,9 +70,12 @@ def features(u_vocals: np.ndarray, range_db: float, sr: int, n_fft: int, lags: i
 
 def offsets_db(envelope: dict, u_vocals: np.ndarray, range_db: float, sr: int, n_fft: int) -> np.ndarray:
     """``(nb_frames,)``: the gain in dB that the fitted ``envelope`` (config.json's "envelope") gives the
-    accompaniment in each frame, within +-`LIMIT_DB`."""
+    accompaniment in each frame, within the range its offsets took on the training frames (``span_db``; a linear
+    fit must not extrapolate: real singing, with more onsets than the chorales' sung vowels, drove it to +20 dB and
+    made the demo's MUSDB18 excerpt 2.5 dB too loud), and always within +-`LIMIT_DB`."""
     x = features(u_vocals, range_db, sr, n_fft, int(envelope["lags"]))
-    return np.clip(x @ np.asarray(envelope["weights"], dtype=np.float64), -LIMIT_DB, LIMIT_DB)
+    low, high = envelope.get("span_db", (-LIMIT_DB, LIMIT_DB))
+    return np.clip(x @ np.asarray(envelope["weights"], dtype=np.float64), max(low, -LIMIT_DB), min(high, LIMIT_DB))
 
 
 def frame_error_db(true_power: np.ndarray, added_power: np.ndarray, rows: slice,
@@ -95,13 +100,16 @@ def fit(items: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], 
         xs.append(features(u_vocals, range_db, sr, n_fft, lags)[sounding])
         ys.append(frame_error_db(true_power, added_power, rows)[sounding])
     if not xs:
-        return {"lags": lags, "weights": [0.0] * (4 * lags + 3), "frames": 0, "rms_db": [0.0, 0.0]}
+        return {"lags": lags, "weights": [0.0] * (4 * lags + 3), "frames": 0, "span_db": [0.0, 0.0],
+                "rms_db": [0.0, 0.0]}
     x, y = np.concatenate(xs), np.concatenate(ys)
     penalty = RIDGE * np.eye(x.shape[1])
     penalty[-1, -1] = 0.0  # not on the intercept: the mean level error is the one thing every song shares
     weights = np.linalg.solve(x.T @ x + penalty, x.T @ y)
-    after = y - np.clip(x @ weights, -LIMIT_DB, LIMIT_DB)
-    return {"lags": lags, "weights": [float(w) for w in weights], "frames": int(len(y)),
+    fitted = x @ weights
+    span = [round(float(v), 3) for v in np.percentile(fitted, SPAN_PERCENTILES)]
+    after = y - np.clip(fitted, max(span[0], -LIMIT_DB), min(span[1], LIMIT_DB))
+    return {"lags": lags, "weights": [float(w) for w in weights], "frames": int(len(y)), "span_db": span,
             "rms_db": [round(float(np.sqrt(np.mean(y**2))), 3), round(float(np.sqrt(np.mean(after**2))), 3)]}
 
 
