@@ -11,11 +11,11 @@ pairs against the training mean that a powersum-mean generator starts at (`predi
 predict as a gain of ``offset[t]`` dB on whatever the generator adds in that frame, the same in every bin.
 
 Measured with `vocals2song evaluate` on the rendered chorales (README, "Quality"): the mean accompaniment with
-this envelope (an untrained powersum-mean model, no loudness gain) against without it, median lsd 10.89 against
-11.09 on the 34 unseen test items (better on 21) and mrstft 1.607 against 1.623 (better on 28); on the 22 valid
-items 7.54 against 7.82 (15) and 1.122 against 1.153 (15). With the vocals' absolute level as a feature the medians
-were as good but only 9 of 34 items better: it fitted a level per track, right on some tracks and 1.5 dB wrong on
-others. A separate level per band over-fitted too (codec-STFT probes).
+this envelope (an untrained powersum-mean model, no loudness gain) against without it, median lsd 10.88 against
+11.09 on 34 unseen test items of 60 chorales (better on 20) and mrstft 1.598 against 1.623 (better on 29); 10.56
+against 10.89 and 1.407 against 1.423 on 145 test items of 172 chorales (better on 80 and 83). With the vocals'
+absolute level as a feature the medians were as good but only 9 of 34 items better: it fitted a level per track,
+right on some tracks and 1.5 dB wrong on others. A separate level per band over-fitted too (codec-STFT probes).
 
 Everything works on the codec's planes ``u`` (``(nb_bins, nb_frames)`` in [0, 1], lowest frequency first).
 """
