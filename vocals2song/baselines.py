@@ -181,6 +181,12 @@ def gate_u(range_db: float) -> float:
     return (range_db + GATE_DBFS) / range_db
 
 
+def sounding_planes(u: np.ndarray, range_db: float) -> np.ndarray:
+    """`sounding_frames` on a codec plane ``u`` ``(nb_bins, nb_frames)``: its frames whose loudest bin below
+    Nyquist reaches `gate_u` (where a powersum-mean head starts at the mean)."""
+    return np.asarray(u)[:-1].max(axis=0) >= gate_u(range_db)
+
+
 def floor_power(top_db: float, range_db: float) -> float:
     """The power of a codec plane's floor (``u = 0``) on the codec's scale: ``range_db`` under ``top_db``."""
     return 10.0 ** ((top_db - range_db) / 10.0)

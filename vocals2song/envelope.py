@@ -52,12 +52,12 @@ def features(u_vocals: np.ndarray, range_db: float, sr: int, n_fft: int, lags: i
 
     The level is relative: how loud a track's vocals are says nothing of how loud its accompaniment is (an
     absolute level fitted a level per track, right on some unseen tracks and 1.5 dB wrong on others)."""
-    from vocals2song.baselines import gate_u
+    from vocals2song.baselines import sounding_planes
 
     u_vocals = np.asarray(u_vocals, dtype=np.float64)
     level_db = range_db * u_vocals[_rows(u_vocals.shape[0], sr, n_fft)]
     level = level_db.mean(axis=0)
-    sounding = u_vocals[:-1].max(axis=0) >= gate_u(range_db)
+    sounding = sounding_planes(u_vocals, range_db)
     level -= level[sounding].mean() if sounding.any() else level.mean()
     flux = np.concatenate([[0.0], np.maximum(np.diff(level_db, axis=1), 0.0).mean(axis=0)])
     nb_frames = level.shape[0]
@@ -78,10 +78,12 @@ def offsets_db(envelope: dict, u_vocals: np.ndarray, range_db: float, sr: int, n
     return np.clip(x @ np.asarray(envelope["weights"], dtype=np.float64), max(low, -LIMIT_DB), min(high, LIMIT_DB))
 
 
-def frame_error_db(true_power: np.ndarray, added_power: np.ndarray, rows: slice,
-                   floor: float = 1e-10) -> np.ndarray:
-    """``(nb_frames,)``: the mean over ``rows`` of the true accompaniment's level less the added one's, in dB."""
-    ratio = np.log(true_power[rows] + floor) - np.log(added_power[rows] + floor)
+def frame_error_db(true_power: np.ndarray, added_power: np.ndarray, rows: slice) -> np.ndarray:
+    """``(nb_frames,)``: the mean over ``rows`` of the true accompaniment's level less the added one's, in dB (both
+    over `baselines.POWER_FLOOR`, as the training mean is taken)."""
+    from vocals2song.baselines import POWER_FLOOR
+
+    ratio = np.log(true_power[rows] + POWER_FLOOR) - np.log(added_power[rows] + POWER_FLOOR)
     return ratio.mean(axis=0) / NEPER
 
 

@@ -196,7 +196,7 @@ def calibrate(predictor: Predictor, pairs: list, fit_envelope: bool = True, fit_
     also undid the generator's level errors, and on the 134 valid items of a 172-chorale corpus that made the songs
     0.5 dB too loud and their mrstft 1.405 against 1.251 (README, "Quality")."""
     from vocals2song import envelope
-    from vocals2song.baselines import image_spectrogram, read_image_meta, spread
+    from vocals2song.baselines import read_image_meta, spread
 
     chosen = spread(pairs, limit)
     meta = predictor.meta
@@ -207,18 +207,19 @@ def calibrate(predictor: Predictor, pairs: list, fit_envelope: bool = True, fit_
         pixels, vocals_meta = read_image_meta(pair.input, meta)
         target, target_meta = read_image_meta(pair.target, meta)
         u_song = predictor.planes(transforms.pixels_to_net(pixels, meta.format, predictor.phase_repr))[0]
-        u_vocals = codec.decode_planes(pixels, vocals_meta)[0]
-        planes.append((u_song, u_vocals, codec.decode_planes(target, target_meta)[0]))
-        if fit_envelope:
-            Z_vocals = image_spectrogram(pixels, vocals_meta)
-            true_power = np.abs(image_spectrogram(target, target_meta) - Z_vocals) ** 2
-            fitting.append((u_vocals, true_power, *mean_power(u_vocals, meta, prior)))
+        (u_vocals, v_vocals), (u_true, v_true) = (codec.decode_planes(pixels, vocals_meta),
+                                                  codec.decode_planes(target, target_meta))
+        planes.append((u_song, u_vocals, u_true))
+        if fit_envelope:  # the true accompaniment: the target mixture's STFT less the vocals'
+            Z_vocals, Z_true = (codec.planes_to_spectrogram(u, v, m.top_db, m.range_db)
+                                for u, v, m in ((u_vocals, v_vocals, vocals_meta), (u_true, v_true, target_meta)))
+            fitting.append((u_vocals, np.abs(Z_true - Z_vocals) ** 2, *mean_power(u_vocals, meta, prior)))
     fitted: dict = {}
     if fit_envelope:
         fitted["envelope"] = {**envelope.fit(fitting, meta.range_db, meta.sr, meta.n_fft), "pairs": len(chosen)}
-        enveloped = Predictor({**predictor.config, **fitted}, meta, predictor.generate, predictor.tile)
         planes = [(loudness.apply_gain(u_song, u_vocals, [0.0] * u_song.shape[0], meta.top_db, meta.range_db,
-                                       enveloped.envelope_db(u_vocals)), u_vocals, u_true)
+                                       envelope.offsets_db(fitted["envelope"], u_vocals, meta.range_db, meta.sr,
+                                                           meta.n_fft)), u_vocals, u_true)
                   for u_song, u_vocals, u_true in planes]
     if fit_loudness:
         alpha, gain = loudness.fit_gain(planes, meta.top_db, meta.range_db)
@@ -321,11 +322,11 @@ def mean_power(u_in: np.ndarray, meta: ImageMeta, prior: list[float]) -> tuple[n
     """A powersum-mean model's start: ``(power (nb_bins, nb_frames), sounding (nb_frames,))``, the training mean
     (config.json's model "prior", as `baselines.prior_rows` wrote it) in the frames where the vocals plane ``u_in``
     sounds (where the head starts at the mean), 0 elsewhere."""
-    from vocals2song.baselines import floor_power, gate_u, power_scale
+    from vocals2song.baselines import floor_power, power_scale, sounding_planes
 
     floor, k = floor_power(meta.top_db, meta.range_db), power_scale(meta.range_db)
     mean = floor * np.expm1(k * (np.asarray(prior[::-1] + [-1.0]) + 1.0) / 2.0)
-    sounding = u_in[:-1].max(axis=0) >= gate_u(meta.range_db)
+    sounding = sounding_planes(u_in, meta.range_db)
     power = np.zeros(u_in.shape)
     power[:, sounding] = mean[:, None]
     return power, sounding

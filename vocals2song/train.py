@@ -574,9 +574,6 @@ def _calibrate(run: Path, cfg: TrainConfig, pairs: data_mod.PairSet, config: dic
     from vocals2song import envelope, loudness
     from vocals2song.predict import calibrate, load_predictor
 
-    for key in ("envelope", "loudness"):
-        config.pop(key, None)
-    _write_json(run / "config.json", config)  # the predictor must see the raw generator
     config.update(calibrate(load_predictor(run), pairs.train, cfg.envelope, cfg.loudness_calibration))
     _write_json(run / "config.json", config)
     if "envelope" in config:
