@@ -219,7 +219,7 @@ def test_cli_train_writes_every_artefact(train_data, tmp_path, run_cli):
     assert config["strategy"]["replicas"] == 1 and config["training"]["tile"] == 256
     assert (run / "checkpoints" / "checkpoint").is_file() and list((run / "checkpoints").glob("ckpt-4.index"))
     lines = (run / "history.csv").read_text().splitlines()
-    assert lines[0] == "step,gen_total,gen_gan,gen_l1,disc,val_l1"
+    assert lines[0] == "step,gen_total,gen_gan,gen_l1,disc,val_l1,val_lsd"
     rows = [list(map(float, line.split(","))) for line in lines[1:]]
     assert [r[0] for r in rows] == [2, 4] and all(np.isfinite(r).all() for r in rows)
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
@@ -233,8 +233,15 @@ def test_cli_train_writes_every_artefact(train_data, tmp_path, run_cli):
     assert "loudness" not in config  # the published generator has no accompaniment of its own to calibrate
 
 
+def _tile_lsd(pred: np.ndarray, y: np.ndarray, range_db: float = 100.0) -> float:
+    """The log-spectral distance in dB of magnitude-only network tiles: per frame the RMS over rows of the dB
+    difference, then the mean over frames and tiles."""
+    db = (np.clip(pred[..., 0], -1, 1) - y[..., 0]) * range_db / 2
+    return float(np.mean(np.sqrt(np.mean(db ** 2, axis=1))))
+
+
 def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, tmp_path, run_cli):
-    """The default recipe keeps the generator of the lowest val_l1, its untrained start included (a high learning
+    """The default recipe keeps the generator of the lowest val_lsd, its untrained start included (a high learning
     rate makes training erratic), and predicts with it; its accompaniment gain is fitted on training pairs when
     training ends (after the accompaniment's envelope), kept by a rerun of the finished run, and left out with
     --no-loudness-calibration (--no-envelope)."""
@@ -246,20 +253,21 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     result = run_cli("train", train_data, run, *quick)
     assert result.exit_code == 0, result.output
     config = json.loads((run / "config.json").read_text())
-    assert config["model"]["generator"] == "powersum-mean"
-    history = {int(r["step"]): float(r["val_l1"]) for r in csv.DictReader(open(run / "history.csv"))}
+    assert config["model"]["generator"] == "powersum-mean" and config["training"]["keep_best_by"] == "val_lsd"
+    history = {int(r["step"]): float(r["val_lsd"]) for r in csv.DictReader(open(run / "history.csv"))}
     best = config["best"]
     assert config["generator"] == "generator_best.keras" and best["step"] in (0, *history)
-    assert best["val_l1"] <= min(history.values()) + 1e-6
+    assert best["val_lsd"] <= min(history.values()) + 1e-6
     pairs = find_pairs(train_data, "vocals", None)
-    x, y, _ = fixed_tiles(pairs.valid, "rgb8", 256, 8, "none")
+    x, y, _ = fixed_tiles(pairs.valid, "rgb8", 256, config["training"]["val_tiles"], "none")
     kept = keras.saving.load_model(run / "generator_best.keras", compile=False)
-    assert float(np.mean(np.abs(np.asarray(kept(x, training=False)) - y))) == pytest.approx(best["val_l1"], rel=1e-4)
+    kept_pred = np.asarray(kept(x, training=False))
+    assert _tile_lsd(kept_pred, y) == pytest.approx(best["val_lsd"], rel=1e-4)
+    assert float(np.mean(np.abs(kept_pred - y))) == pytest.approx(best["val_l1"], rel=1e-4)
     # the untrained start (its last layer is zero: the prior, whatever the seed) is a candidate too; at this
     # learning rate every later row is worse than it
     start = build_generator(ROWS, 1, MODELS["tiny"], "powersum-mean", 100.0, config["model"]["prior"])
-    start_l1 = float(np.mean(np.abs(np.asarray(start(x, training=False)) - y)))
-    assert best["val_l1"] <= start_l1 + 1e-6
+    assert best["val_lsd"] <= _tile_lsd(np.asarray(start(x, training=False)), y) + 1e-6
     assert len(config["loudness"]["gain_db"]) == 513 and np.isfinite(config["loudness"]["alpha_db"])
     assert config["loudness"]["pairs"] >= 1 and "loudness calibration" in result.output
     from vocals2song.envelope import LAGS
@@ -275,18 +283,67 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     assert not {"loudness", "envelope"} & set(json.loads((run / "config.json").read_text()))
 
 
+@pytest.mark.parametrize("by, kept", [("val_lsd", [0, 0, 20, 20]), ("val_l1", [0, 10, 10, 30])])
+def test_keep_best_follows_the_figure_asked_for(by, kept):
+    """--keep-best-by picks the history column that --keep-best minimises: rows where val_l1 falls while val_lsd
+    rises keep different steps."""
+    from types import SimpleNamespace
+
+    from vocals2song.train import _callbacks
+
+    history_cb = _callbacks()[1]
+    state = SimpleNamespace(is_chief=True, cfg=SimpleNamespace(keep_best_by=by), best=None, best_weights=None, step=0)
+    callback = history_cb(state)
+    weights = []
+    callback.set_model(SimpleNamespace(generator=SimpleNamespace(get_weights=lambda: [state.step])))
+    for step, l1, lsd in ((0, 0.50, 7.0), (10, 0.40, 7.5), (20, 0.45, 6.5), (30, 0.30, 6.8)):
+        state.step = step
+        callback.keep_if_best({"val_l1": l1, "val_lsd": lsd})
+        weights.append(state.best_weights[0])
+    assert weights == kept and state.best["step"] == kept[-1]
+    assert set(state.best) == {"step", "val_l1", "val_lsd"}
+
+
+@pytest.mark.parametrize("fmt, channels", [("rgb8", 2), ("rgba8", 4)])
+def test_val_lsd_reads_the_magnitude_of_any_format(fmt, channels):
+    """val_lsd is the dB distance of the magnitude planes as `net_to_planes` decodes them (rgba8's split
+    magnitude included), over the network's rows: a tile against itself scores 0, against a copy 3 dB louder 3."""
+    from types import SimpleNamespace
+
+    from vocals2song import transforms
+    from vocals2song.train import _callbacks
+
+    run_state = _callbacks()[0]
+    rng = np.random.default_rng(3)
+    y = rng.uniform(-0.8, 0.6, (2, ROWS, 32, channels)).astype(np.float32)
+    state = SimpleNamespace(meta=SimpleNamespace(format=fmt, range_db=100.0), val_y=y,
+                            config={"codec": {"split": {"mag": 0.5}}, "model": {"phase_repr": "angle"}})
+    state.magnitudes = lambda x: run_state.magnitudes(state, x)
+    mags = state.magnitudes(y)
+    u = transforms.net_to_planes(y[1], fmt, {"mag": 0.5}, "angle")[0]
+    np.testing.assert_allclose(mags[1], u[-2::-1], atol=1e-6)
+    assert run_state.val_lsd(state, y) == 0.0
+    louder = y.copy()
+    louder[..., 0] += 0.06  # +3 dB at range 100 (net units span 2 for 100 dB)
+    if fmt == "rgba8":
+        louder[..., 2] += 0.06
+    assert run_state.val_lsd(state, louder) == pytest.approx(3.0, abs=1e-4)
+
+
 def test_keep_best_minimises_the_reconstruction_loss_asked_for(train_data, tmp_path, run_cli):
-    """With --recon-loss l2, history's val_l1 is the validation tiles' mean squared error, and --keep-best keeps the
-    generator of the lowest one (an L1 criterion would keep the median-seeking one)."""
+    """With --recon-loss l2, history's val_l1 is the validation tiles' mean squared error, and --keep-best-by val_l1
+    keeps the generator of the lowest one (an L1 criterion would keep the median-seeking one)."""
     from vocals2song.data import find_pairs, fixed_tiles
 
     run = tmp_path / "run"
     result = run_cli("train", train_data, run, "--model", "tiny", "--steps", "4", "--log-every", "2",
                      "--checkpoint-every", "4", "--sample-every", "4", "--recon-loss", "l2", "--lambda-l1", "5000",
-                     "--no-loudness-calibration")
+                     "--no-loudness-calibration", "--keep-best-by", "val_l1")
     assert result.exit_code == 0, result.output
-    best = json.loads((run / "config.json").read_text())["best"]
-    x, y, _ = fixed_tiles(find_pairs(train_data, "vocals", None).valid, "rgb8", 256, 8, "none")
+    config = json.loads((run / "config.json").read_text())
+    best = config["best"]
+    x, y, _ = fixed_tiles(find_pairs(train_data, "vocals", None).valid, "rgb8", 256, config["training"]["val_tiles"],
+                          "none")
     kept = np.asarray(keras.saving.load_model(run / "generator_best.keras", compile=False)(x, training=False))
     assert float(np.mean((kept - y) ** 2)) == pytest.approx(best["val_l1"], rel=1e-4)
     history = [float(r["val_l1"]) for r in csv.DictReader(open(run / "history.csv"))]
@@ -343,7 +400,8 @@ def test_resume_continues_the_history(train_data, tmp_path, run_cli, monkeypatch
 
 def test_norm_is_recorded_and_kept_by_a_resume(train_data, tmp_path, run_cli):
     """--norm instance goes into config.json and the saved generator; a rerun keeps it, another --norm is
-    refused in one line, and a run from before --norm (no norm recorded) resumes as the BatchNorm it was."""
+    refused in one line, and a run from before --norm (no norm recorded) resumes as the BatchNorm it was (and one
+    from before --keep-best-by as keeping the lowest val_l1)."""
     run = tmp_path / "run"
     assert run_cli("train", train_data, run, "--steps", "2", *QUICK_TRAIN, "--norm", "instance").exit_code == 0
     config = json.loads((run / "config.json").read_text())
@@ -360,10 +418,13 @@ def test_norm_is_recorded_and_kept_by_a_resume(train_data, tmp_path, run_cli):
     old = tmp_path / "old"
     assert run_cli("train", train_data, old, "--steps", "2", *QUICK_TRAIN, "--norm", "batch").exit_code == 0
     config = json.loads((old / "config.json").read_text())
-    del config["model"]["norm"], config["training"]["norm"]
+    del config["model"]["norm"], config["training"]["norm"], config["training"]["keep_best_by"]
     (old / "config.json").write_text(json.dumps(config))
     result = run_cli("train", train_data, old, "--steps", "4", *QUICK_TRAIN)
     assert result.exit_code == 0 and "from step 2" in result.output, result.output
+    # ... and one from before val_lsd goes on keeping the lowest val_l1, as it did
+    assert "--keep-best-by val_l1" in result.output
+    assert json.loads((old / "config.json").read_text())["training"]["keep_best_by"] == "val_l1"
 
 
 def test_resume_refuses_a_checkpoint_that_lacks_an_object(train_data, tmp_path):

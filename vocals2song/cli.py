@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from vocals2song import __version__
-from vocals2song.config import (CONTAINERS, FORMATS, GAN_LOSSES, GENERATORS, MODELS, NORMS, PHASE_REPRS,
+from vocals2song.config import (CONTAINERS, FORMATS, GAN_LOSSES, GENERATORS, KEEP_BEST_BY, MODELS, NORMS, PHASE_REPRS,
                                 RECON_LOSSES, TAILS, TARGETS, ChoralesConfig, CodecConfig, DatasetConfig, TrainConfig, replace_given)
 from vocals2song.errors import Vocals2SongError
 
@@ -188,8 +188,11 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
               help="At the end of training, fit how loud the accompaniment is frame by frame from the vocals around "
                    "each frame (powersum-mean generators on mixtures; default on).")
 @click.option("--keep-best/--no-keep-best", default=None,
-              help="Keep the generator with the lowest val_l1 so far, the untrained start included, as "
-                   "generator_best.keras, and predict with it (default on).")
+              help="Keep the generator with the lowest val_lsd (see --keep-best-by) so far, the untrained start "
+                   "included, as generator_best.keras, and predict with it (default on).")
+@click.option("--keep-best-by", type=click.Choice(list(KEEP_BEST_BY)), default=None,
+              help="What --keep-best minimises on the validation tiles: val_lsd, their log-spectral distance in dB "
+                   "(default), or val_l1, the reconstruction loss.")
 @click.option("--lambda-l1", type=click.FloatRange(min=0), default=None,
               help="Weight of the reconstruction loss (default 1000; 100 is the published value).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate (default 2e-4).")
@@ -199,14 +202,14 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--sample-every", type=click.IntRange(min=1), default=None,
               help="Steps between sample strips and TensorBoard audio (default 500).")
 @click.option("--log-every", type=click.IntRange(min=1), default=None,
-              help="Steps per history.csv row, with val_l1 (default 50).")
+              help="Steps per history.csv row, with val_l1 and val_lsd (default 50).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from RUN's newest checkpoint, or start RUN over (its old artefacts are deleted).")
 @click.option("--mixed-precision", is_flag=True, default=None, help="Mixed precision: float16 on a GPU, bfloat16 on a CPU with AVX512_BF16 or AMX (else ignored).")
 @click.option("--xla", is_flag=True, default=None, help="Compile the train step with XLA (helps GPUs; slower on CPUs).")
 @OPT_DEBUG
 def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, generator, phase_repr, gan_loss,
-              recon_loss, norm, loudness_calibration, envelope, keep_best, lambda_l1, lr, seed,
+              recon_loss, norm, loudness_calibration, envelope, keep_best, keep_best_by, lambda_l1, lr, seed,
               checkpoint_every, sample_every, log_every, resume, mixed_precision, xla, debug):
     """Train pix2pix on the paired images of DATA into the run folder RUN.
 
@@ -232,7 +235,7 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
         given = dict(input_subdir=input_subdir, target_subdir=target_subdir, steps=steps, batch_size=batch_size,
                      tile=tile, model=model, generator=generator, phase_repr=phase_repr, gan_loss=gan_loss,
                      recon_loss=recon_loss, norm=norm, loudness_calibration=loudness_calibration, envelope=envelope,
-                     keep_best=keep_best,
+                     keep_best=keep_best, keep_best_by=keep_best_by,
                      lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                      sample_every=sample_every, log_every=log_every, mixed_precision=mixed_precision, xla=xla)
         default = TrainConfig()
@@ -247,7 +250,8 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
         if summary.step > summary.start:
             row = summary.last_row
             click.echo(f"{run}: step {summary.step} in {summary.seconds:.1f} s ({summary.steps_per_second:.2f} steps/s); "
-                       f"gen_l1 {row.get('gen_l1', float('nan')):.4f}, val_l1 {row.get('val_l1', float('nan')):.4f}. "
+                       f"gen_l1 {row.get('gen_l1', float('nan')):.4f}, val_l1 {row.get('val_l1', float('nan')):.4f}, "
+                       f"val_lsd {row.get('val_lsd', float('nan')):.2f} dB. "
                        f"Listen: {tensorboard_command(Path(run) / 'logs')}")
 
 

@@ -26,6 +26,8 @@ RECON_LOSSES = ("l1", "l2")
 #: the generator's normalisation: BatchNorm (published; at batch 1 it trains on each tile's own statistics and
 #: predicts with moving averages) or instance norm (the same in training and at inference; model.normalization)
 NORMS = ("batch", "instance")
+#: what --keep-best minimises on the validation tiles: the log-spectral distance in dB, or the reconstruction loss
+KEEP_BEST_BY = ("val_lsd", "val_l1")
 #: how the network sees the phase: as stored, as instantaneous frequency (GANSynth), or not at all
 PHASE_REPRS = ("angle", "if", "none")
 
@@ -124,7 +126,7 @@ class TrainConfig:
     sample_every: int = 500
     log_every: int = 50  # steps per history.csv row (losses averaged over them, val_l1 at the row)
     keep_checkpoints: int = 3
-    val_tiles: int = 8  # fixed validation tiles for val_l1
+    val_tiles: int = 32  # fixed validation tiles for val_l1 and val_lsd (8 let --keep-best chase noise)
     sample_tiles: int = 3  # of those, shown in samples/ and TensorBoard
     input_subdir: str = "vocals"
     target_subdir: str | None = None  # None: the dataset's target (mixture unless encoded as accompaniment)
@@ -140,8 +142,9 @@ class TrainConfig:
     loudness_calibration: bool = True
     # powersum-mean generators on mixtures: fit the accompaniment's level frame by frame from the vocals (envelope.py)
     envelope: bool = True
-    # keep the generator of the lowest val_l1 (the start included) as generator_best.keras, and predict with it
+    # keep the generator of the lowest val_lsd (the start included) as generator_best.keras, and predict with it
     keep_best: bool = True
+    keep_best_by: str = "val_lsd"  # KEEP_BEST_BY: the history column --keep-best minimises
 
 
 def replace_given(obj, **overrides):

@@ -30,7 +30,7 @@ from vocals2song.errors import Vocals2SongError
 from vocals2song.files import atomic_path
 
 #: columns of the training history CSV, in order.
-HISTORY_COLUMNS = ("step", "gen_total", "gen_gan", "gen_l1", "disc", "val_l1")
+HISTORY_COLUMNS = ("step", "gen_total", "gen_gan", "gen_l1", "disc", "val_l1", "val_lsd")
 #: spectrogram planes are max-pooled to at most this many columns (and `MAX_DISPLAY_ROWS` rows) before drawing.
 MAX_DISPLAY_COLUMNS = 4000
 MAX_DISPLAY_ROWS = 1024
@@ -228,10 +228,11 @@ def _value(row: Mapping[str, Any], key: str) -> float:
 def save_losses(path: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -> None:
     """Plot the training history and write it as PNG.
 
-    ``history``: dicts with keys ``step, gen_total, gen_gan, gen_l1, disc, val_l1`` (floats; any but
-    ``step`` may be NaN, None or missing). Top panel: ``gen_gan`` and ``disc``; bottom panel: ``gen_l1``
-    and ``val_l1`` (its finite points only, with markers), against ``step``. An empty history gives a
-    figure saying "no history yet".
+    ``history``: dicts with keys ``step, gen_total, gen_gan, gen_l1, disc, val_l1, val_lsd`` (floats; any
+    but ``step`` may be NaN, None or missing). Top panel: ``gen_gan`` and ``disc``; middle panel: ``gen_l1``
+    and ``val_l1`` (its finite points only, with markers); bottom panel: ``val_lsd`` in dB (when any row has
+    one: histories from before it have none), against ``step``. An empty history gives a figure saying "no
+    history yet".
     """
     fig = _new_figure(10.0, 6.5)
     fig.suptitle("training losses")
@@ -247,16 +248,22 @@ def save_losses(path: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -
     series = {k: np.array([_value(r, k) for r in rows]) for k in HISTORY_COLUMNS[1:]}
     marker = "o" if len(rows) < 3 else None  # a lone point draws no line
 
-    top, bottom = fig.subplots(2, 1, sharex=True)
+    has_lsd = bool(np.isfinite(series["val_lsd"]).any())
+    axes = fig.subplots(3 if has_lsd else 2, 1, sharex=True)
+    top, middle = axes[0], axes[1]
     top.plot(step, series["gen_gan"], label="generator GAN", marker=marker)
     top.plot(step, series["disc"], label="discriminator", marker=marker)
     top.set_ylabel("GAN loss")
-    bottom.plot(step, series["gen_l1"], label="generator L1 (train)", marker=marker)
+    middle.plot(step, series["gen_l1"], label="generator L1 (train)", marker=marker)
     finite = np.isfinite(series["val_l1"])
-    bottom.plot(step[finite], series["val_l1"][finite], label="L1 (validation)", marker="o")
-    bottom.set_ylabel("L1 loss")
-    bottom.set_xlabel("step")
-    for ax in (top, bottom):
+    middle.plot(step[finite], series["val_l1"][finite], label="L1 (validation)", marker="o")
+    middle.set_ylabel("L1 loss")
+    if has_lsd:
+        finite = np.isfinite(series["val_lsd"])
+        axes[2].plot(step[finite], series["val_lsd"][finite], label="lsd (validation)", marker="o", color="C2")
+        axes[2].set_ylabel("lsd dB")
+    axes[-1].set_xlabel("step")
+    for ax in axes:
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper right", fontsize="small")
     _save(fig, path)

@@ -5,9 +5,10 @@ The run folder (SPEC.md, "The run folder")::
     RUN/config.json        codec + model + training settings + strategy; predict/evaluate read only this
     RUN/checkpoints/       tf.train.CheckpointManager: both models, both optimizers (and so the step)
     RUN/generator.keras    the latest generator
-    RUN/generator_best.keras  the generator of the lowest val_l1, the untrained start included (--keep-best,
-                           the default; config.json "best" says its step, and "generator" names it for predict)
-    RUN/history.csv        step,gen_total,gen_gan,gen_l1,disc,val_l1
+    RUN/generator_best.keras  the generator of the lowest val_lsd (or val_l1: --keep-best-by), the untrained
+                           start included (--keep-best, the default; config.json "best" says its step, and
+                           "generator" names it for predict)
+    RUN/history.csv        step,gen_total,gen_gan,gen_l1,disc,val_l1,val_lsd
     RUN/logs/              TensorBoard: losses, image strips, audio of predicted mixtures
     RUN/samples/           PNG strips input | target | prediction of fixed validation tiles
     RUN/losses.png         loss curves
@@ -34,18 +35,19 @@ import numpy as np
 from vocals2song import data as data_mod
 from vocals2song import plots, precision, transforms
 from vocals2song.codec import ImageMeta, planes_to_audio
-from vocals2song.config import GAN_LOSSES, GENERATORS, MODELS, NORMS, PHASE_REPRS, RECON_LOSSES, TrainConfig
+from vocals2song.config import (GAN_LOSSES, GENERATORS, KEEP_BEST_BY, MODELS, NORMS, PHASE_REPRS, RECON_LOSSES,
+                                TrainConfig)
 from vocals2song.errors import Vocals2SongError
 from vocals2song.files import atomic_path, write_bytes_atomic
 
 RUN_VERSION = 1
-HISTORY_COLUMNS = ("step", "gen_total", "gen_gan", "gen_l1", "disc", "val_l1")
+HISTORY_COLUMNS = plots.HISTORY_COLUMNS
 #: settings that must not change when a run resumes (they change what the weights mean)
 FIXED_ON_RESUME = ("codec", "model", "target")
 #: what `--no-resume` removes: the run folder's own artefacts, nothing else
 RUN_ARTEFACTS = ("config.json", "checkpoints", "generator.keras", "generator_best.keras", "history.csv", "logs",
                  "samples", "losses.png")
-#: where --keep-best keeps the generator of the lowest val_l1
+#: where --keep-best keeps the generator of the lowest val_lsd (--keep-best-by)
 BEST_GENERATOR = "generator_best.keras"
 
 
@@ -173,6 +175,7 @@ def run_settings(run: str | os.PathLike) -> dict:
         settings = {k: v for k, v in config["training"].items() if k in TrainConfig.__dataclass_fields__}
         settings["model"] = config["model"]["preset"]
         settings["norm"] = config["model"].get("norm", "batch")  # runs from before --norm used BatchNorm
+        settings.setdefault("keep_best_by", "val_l1")  # runs from before val_lsd kept the lowest val_l1
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     return settings
@@ -236,8 +239,8 @@ def _callbacks():
                     self._generate = tf.function(lambda t: model.generator(t, training=False),
                                                  reduce_retracing=True)
                 x = self.val_x
-                pred = np.concatenate([self._generate(tf.constant(x[i: i + 4])).numpy()
-                                       for i in range(0, len(x), 4)])
+                pred = np.concatenate([self._generate(tf.constant(x[i: i + 8])).numpy()
+                                       for i in range(0, len(x), 8)])
                 self._predicted = (self.step, pred)
             return self._predicted[1]
 
@@ -246,6 +249,28 @@ def _callbacks():
             minimises): mean absolute error, or mean squared error with ``--recon-loss l2``."""
             error = pred - self.val_y
             return float(np.mean(np.square(error)) if self.cfg.recon_loss == "l2" else np.mean(np.abs(error)))
+
+        def val_lsd(self, pred: np.ndarray) -> float:
+            """The log-spectral distance of the validation tiles' magnitudes in dB (history's ``val_lsd``, which
+            --keep-best minimises by default): per frame the RMS over bins of the dB difference, floored at the
+            image's floor, then the mean over frames and tiles. Unlike L1 on the planes it weighs a frame's
+            loud errors more, as `evaluate`'s lsd does (on the chorales' validation tiles L1 kept a step whose
+            songs were worse than the start's; lsd of these tiles did not)."""
+            db = (self.magnitudes(pred) - self.magnitudes(self.val_y)) * self.meta.range_db
+            return float(np.mean(np.sqrt(np.mean(np.square(db), axis=1))))
+
+        def magnitudes(self, x: np.ndarray) -> np.ndarray:
+            """Network tiles ``(k, rows, tile, C)`` -> their magnitude planes ``(k, rows, tile)`` in [0, 1] (the
+            network's rows, highest first, as `transforms.net_to_planes` reads them without the Nyquist row)."""
+            if self.meta.format != "rgba8":  # channel 0 is the magnitude, whatever the phase channels hold
+                return np.clip((x[..., 0] + 1.0) * 0.5, 0.0, 1.0)
+            split, phase_repr = self.config["codec"].get("split"), self.config["model"].get("phase_repr", "angle")
+            return np.stack([transforms.net_to_planes(t, "rgba8", split, phase_repr)[0][-2::-1] for t in x])
+
+        def val_row(self, model) -> dict:
+            """``val_l1`` and ``val_lsd`` of the generator on the validation tiles at this step."""
+            pred = self.predictions(model)
+            return {"val_l1": self.val_error(pred), "val_lsd": self.val_lsd(pred)}
 
         def background(self, fn, *args) -> None:
             """Run ``fn(*args)`` off the training loop (PNG plots, audio summaries); `drain` waits for it."""
@@ -269,9 +294,9 @@ def _callbacks():
             return np.stack(waves)[..., None]
 
     class History(keras.callbacks.Callback):
-        """Every ``log_every`` steps: a history.csv row of mean losses since the last row, with val_l1; with
-        ``keep_best``, the weights of the lowest val_l1 (the ones training starts from included) are held for
-        `save_run` to write."""
+        """Every ``log_every`` steps: a history.csv row of mean losses since the last row, with val_l1 and
+        val_lsd; with ``keep_best``, the weights of the lowest ``keep_best_by`` (the ones training starts from
+        included) are held for `save_run` to write."""
 
         def __init__(self, state: RunState):
             super().__init__()
@@ -280,15 +305,16 @@ def _callbacks():
         def on_train_begin(self, logs=None):
             state = self.state
             if state.is_chief and state.cfg.keep_best and state.best is None:  # the start is a candidate too
-                self.keep_if_best(state.val_error(state.predictions(self.model)))
+                self.keep_if_best(state.val_row(self.model))
 
-        def keep_if_best(self, val_l1: float) -> None:
-            """Hold the weights in memory when ``val_l1`` is the lowest yet; `save_run` writes them (a file per
-            improvement cost the tiny model 9% of its steps/s)."""
-            state = self.state
-            if not state.is_chief or (state.best is not None and val_l1 >= state.best["val_l1"]):
+        def keep_if_best(self, row: dict) -> None:
+            """Hold the weights in memory when ``row[keep_best_by]`` is the lowest yet; `save_run` writes them (a
+            file per improvement cost the tiny model 9% of its steps/s). A best recorded without that figure
+            (a run from before val_lsd, resumed with --keep-best-by val_lsd) is beaten by the first row."""
+            state, key = self.state, self.state.cfg.keep_best_by
+            if not state.is_chief or (state.best is not None and row[key] >= state.best.get(key, math.inf)):
                 return
-            state.best = {"step": state.step, "val_l1": round(val_l1, 7)}
+            state.best = {"step": state.step, **{k: round(row[k], 7) for k in ("val_l1", "val_lsd")}}
             state.best_weights = self.model.generator.get_weights()
 
         def on_train_batch_end(self, batch, logs=None):
@@ -296,14 +322,13 @@ def _callbacks():
             state.step = state.start + batch + 1
             if not state.due(state.cfg.log_every):
                 return
-            pred = state.predictions(self.model)
             row = {"step": state.step, **{k: float(np.mean(logs[k])) for k in HISTORY_COLUMNS[1:5]},
-                   "val_l1": state.val_error(pred)}
+                   **state.val_row(self.model)}
             for metric in self.model.metrics:
                 metric.reset_state()
             state.last_row = row
             if state.cfg.keep_best:
-                self.keep_if_best(row["val_l1"])
+                self.keep_if_best(row)
             if not state.is_chief:
                 return
             with open(state.run / "history.csv", "a", newline="") as f:
@@ -377,7 +402,7 @@ def _callbacks():
                     f"gen {logs.get('gen_total', float('nan')):.3f} (gan {logs.get('gen_gan', float('nan')):.3f}, "
                     f"l1 {logs.get('gen_l1', float('nan')):.4f}) disc {logs.get('disc', float('nan')):.3f}")
             if row_step and state.last_row.get("step") == state.step:
-                line += f" val_l1 {state.last_row['val_l1']:.4f}"
+                line += f" val_l1 {state.last_row['val_l1']:.4f} val_lsd {state.last_row['val_lsd']:.2f}"
             line += f" | {rate:.2f} steps/s | ETA {_duration(eta)}"
             if self.tty:
                 self.stream.write("\r\033[K" + line)
@@ -584,6 +609,7 @@ def _calibrate(run: Path, cfg: TrainConfig, pairs: data_mod.PairSet, config: dic
 
 def _check_config(cfg: TrainConfig) -> None:
     for name, value, allowed in (("model", cfg.model, MODELS), ("generator", cfg.generator, GENERATORS),
+                                 ("keep-best-by", cfg.keep_best_by, KEEP_BEST_BY),
                                  ("gan-loss", cfg.gan_loss, GAN_LOSSES), ("recon-loss", cfg.recon_loss, RECON_LOSSES),
                                  ("phase-repr", cfg.phase_repr, PHASE_REPRS), ("norm", cfg.norm, NORMS)):
         if value not in allowed:
