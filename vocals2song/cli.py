@@ -202,7 +202,7 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--sample-every", type=click.IntRange(min=1), default=None,
               help="Steps between sample strips and TensorBoard audio (default 500).")
 @click.option("--log-every", type=click.IntRange(min=1), default=None,
-              help="Steps per history.csv row, with val_l1 and val_lsd (default 50).")
+              help="Steps per history.csv row, with val_l1 and val_lsd (default 100).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from RUN's newest checkpoint, or start RUN over (its old artefacts are deleted).")
 @click.option("--mixed-precision", is_flag=True, default=None, help="Mixed precision: float16 on a GPU, bfloat16 on a CPU with AVX512_BF16 or AMX (else ignored).")

@@ -124,7 +124,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     sample_every: int = 500
-    log_every: int = 50  # steps per history.csv row (losses averaged over them, val_l1 at the row)
+    log_every: int = 100  # steps per history.csv row (losses averaged over them, val_l1 and val_lsd at the row)
     keep_checkpoints: int = 3
     val_tiles: int = 32  # fixed validation tiles for val_l1 and val_lsd (8 let --keep-best chase noise)
     sample_tiles: int = 3  # of those, shown in samples/ and TensorBoard
