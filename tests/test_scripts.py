@@ -55,3 +55,11 @@ def test_quality_headroom_ranks_the_oracles(train_data):
     # (on these synthetic songs the mean itself loses to the vocals: 31.7 against 22.6 when written)
     assert scores["oracle: true accompaniment"] < min(scores["mean_accompaniment"], scores["vocals_only"])
     assert scores["oracle: + frame gain"] < scores["mean_accompaniment"]
+
+
+def test_bench_validation_reports_the_cost_per_step(train_data):
+    out = run_script("bench_validation.py", str(train_data), "--models", "tiny", "--tiles", "1,32", "--repeats", "1")
+    lines = [line for line in out.splitlines() if "ms per validation" in line]
+    assert "(2 valid pairs)" in out and len(lines) == 2
+    assert "1 tiles:" in lines[0] and "2 tiles:" in lines[1]  # no more tiles than valid pairs, as in train
+    assert all(float(line.split(",")[1].split()[0]) > 0 for line in lines)

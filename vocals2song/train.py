@@ -239,8 +239,8 @@ def _callbacks():
                     self._generate = tf.function(lambda t: model.generator(t, training=False),
                                                  reduce_retracing=True)
                 x = self.val_x
-                pred = np.concatenate([self._generate(tf.constant(x[i: i + 8])).numpy()
-                                       for i in range(0, len(x), 8)])
+                pred = np.concatenate([self._generate(tf.constant(x[i: i + 16])).numpy()
+                                       for i in range(0, len(x), 16)])
                 self._predicted = (self.step, pred)
             return self._predicted[1]
 
