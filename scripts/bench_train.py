@@ -21,7 +21,7 @@ segment), encoded once with `sound2image` (rgb8 PNG, ``--segment`` 15 s: 513 x 2
    ``avx512_bf16`` or ``amx_bf16`` compute bfloat16 natively (`vocals2song.precision`); elsewhere it is emulated.
 
 3. CLI against the bare step (tiny). One subprocess alternates the bare step (``--bare-steps``, 300) with the real
-   `train()` at its default side-job intervals (history row every 50 steps, samples and checkpoint every 500) for
+   `train()` at its default side-job intervals (history row every 100 steps, samples and checkpoint every 500) for
    ``--cli-steps`` (1000): bare, CLI, bare, CLI, bare (``--cli-rounds`` 2). CLI steps/s run from the end of step
    ``--warmup`` to the end of the last step. Target: CLI >= 0.85 x bare.
 
