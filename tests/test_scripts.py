@@ -63,3 +63,22 @@ def test_bench_validation_reports_the_cost_per_step(train_data):
     assert "(2 valid pairs)" in out and len(lines) == 2
     assert "1 tiles:" in lines[0] and "2 tiles:" in lines[1]  # no more tiles than valid pairs, as in train
     assert all(float(line.split(",")[1].split()[0]) > 0 for line in lines)
+
+
+def test_score_generators_gives_train_s_figures(train_data, tmp_path):
+    """The script scores the kept generator as train did when it kept it, and the untrained start beside it."""
+    import json
+
+    from vocals2song.config import TrainConfig
+    from vocals2song.train import train
+
+    run = tmp_path / "run"
+    train(train_data, run, TrainConfig(model="tiny", steps=2, log_every=1, checkpoint_every=2, sample_every=100,
+                                       lr=0.01), progress=False, log=lambda *a: None)
+    best = json.loads((run / "config.json").read_text())["best"]
+    out = run_script("score_generators.py", str(run), str(train_data), "generator_best.keras", "generator.keras")
+    rows = {line.split()[0]: float(line.split()[2]) for line in out.splitlines() if "val_lsd" in line}
+    assert set(rows) == {"start", "generator_best.keras", "generator.keras"} and f"kept step {best['step']}" in out
+    assert rows["generator.keras"] != rows["start"]  # two steps at lr 0.01 moved it: each network is scored
+    assert abs(rows["generator_best.keras"] - best["val_lsd"]) < 1e-3
+    assert rows["start"] >= best["val_lsd"] * (1 - 0.01) - 1e-3  # the start was a candidate
