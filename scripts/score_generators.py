@@ -12,7 +12,6 @@ on.
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 
@@ -39,8 +38,7 @@ def main() -> int:
     phase_repr = model_cfg.get("phase_repr", "angle")
     val = data_mod.fixed_tiles(pairs.valid, pairs.meta.format, training["tile"], args.tiles, phase_repr)
     cfg = TrainConfig(model=model_cfg["preset"], val_tiles=args.tiles, phase_repr=phase_repr)
-    state = train_mod._callbacks()[0](Path(tempfile.mkdtemp(prefix="score-generators-")), cfg, config, 0, val,
-                                      False)
+    state = train_mod._callbacks()[0](args.run, cfg, config, 0, val, False)  # not the chief: writes nothing
     names = args.generators or sorted(p.name for p in args.run.glob("*.keras"))
     networks = {"start": build_generator(model_cfg["nb_rows"], model_cfg["nb_channels"], MODELS[model_cfg["preset"]],
                                          model_cfg.get("generator", "unet"), config["codec"]["range_db"],

@@ -48,11 +48,11 @@ FIXED_ON_RESUME = ("codec", "model", "target")
 RUN_ARTEFACTS = ("config.json", "checkpoints", "generator.keras", "generator_best.keras", "history.csv", "logs",
                  "samples", "losses.png")
 #: where --keep-best keeps the generator of the lowest val_lsd (--keep-best-by)
+BEST_GENERATOR = "generator_best.keras"
 #: how much lower (relative) a later generator's figure must be to replace the kept one. The validation tiles come
 #: from a few tunes and instruments, so small gains are theirs: in the demo a step-100 generator scored 5.671 dB
 #: against the start's 5.689 on its 10 tiles, and 11.9 against 9.4 dB on the test songs (README, "Quality")
 KEEP_BEST_MARGIN = 0.01
-BEST_GENERATOR = "generator_best.keras"
 
 
 def quiet_tensorflow() -> None:
@@ -260,7 +260,10 @@ def _callbacks():
             image's floor, then the mean over frames and tiles. Unlike L1 on the planes it weighs a frame's
             loud errors more, as `evaluate`'s lsd does (on the chorales' validation tiles L1 kept a step whose
             songs were worse than the start's; lsd of these tiles did not)."""
-            db = (self.magnitudes(pred) - self.magnitudes(self.val_y)) * self.meta.range_db
+            target = getattr(self, "_val_y_magnitudes", None)
+            if target is None:  # the tiles are fixed: their magnitudes once per run
+                target = self._val_y_magnitudes = self.magnitudes(self.val_y)
+            db = (self.magnitudes(pred) - target) * self.meta.range_db
             return float(np.mean(np.sqrt(np.mean(np.square(db), axis=1))))
 
         def magnitudes(self, x: np.ndarray) -> np.ndarray:
