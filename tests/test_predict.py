@@ -189,9 +189,9 @@ def _untrained_and_deaf(run):
     trained = load_predictor(run)
     model = trained.config["model"]
     fresh = build_generator(model["nb_rows"], model["nb_channels"], MODELS[model["preset"]])
-    # model.INIT's seed is drawn from Python's `random` when vocals2song.model is first imported, so in a full test
-    # session the untrained weights depended on what ran before (one CI run scored 30.15 instead of 31.4 and missed
-    # the margin below): draw the kernels here, as INIT would (normal, stddev 0.02), from a fixed seed
+    # model.init() draws each kernel's seed from Python's `random`, so in a full test session the untrained weights
+    # would depend on what ran before (one CI run scored 30.15 instead of 31.4 and missed the margin below): draw
+    # the kernels here, as init() would (normal, stddev 0.02), from a fixed seed
     rng = np.random.default_rng(0)
     fresh.set_weights([rng.normal(0.0, 0.02, w.shape).astype(w.dtype) if w.ndim > 1 else w
                        for w in fresh.get_weights()])

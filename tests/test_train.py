@@ -57,6 +57,22 @@ def test_discriminator_patch_shape():
     assert tuple(disc([x, x]).shape) == (2, 62, 30, 1)  # 70x70 receptive fields on a 512 x 256 tile
 
 
+def test_every_kernel_starts_from_its_own_draw_and_the_seed_reaches_them():
+    """No two kernels start identical, and `keras.utils.set_random_seed` (train's --seed) decides them all."""
+    def kernels(seed):
+        keras.utils.set_random_seed(seed)
+        nets = (build_generator(ROWS, 1, MODELS["small"]), build_discriminator(ROWS, 1, MODELS["small"]))
+        return [np.asarray(w) for net in nets for w in net.trainable_weights if w.ndim == 4]
+
+    first, again, other = kernels(3), kernels(3), kernels(4)
+    assert len(first) > 20
+    for i, a in enumerate(first):
+        assert 0.015 < a.std() < 0.025  # N(0, 0.02), as published
+        assert not any(a.shape == b.shape and np.array_equal(a, b) for b in first[i + 1:])
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not any(np.array_equal(a, b) for a, b in zip(first, other))
+
+
 def test_one_train_step_gives_finite_losses():
     gan = build_pix2pix(ROWS, 4, MODELS["tiny"])
     rng = np.random.default_rng(1)

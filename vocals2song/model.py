@@ -14,7 +14,16 @@ from vocals2song.baselines import gate_u, power_scale
 from vocals2song.config import GAN_LOSSES, GENERATORS, NORMS, RECON_LOSSES, ModelConfig
 
 KERNEL = 4
-INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def init() -> keras.initializers.Initializer:
+    """pix2pix's kernel initializer, N(0, 0.02), a new one for each layer.
+
+    A Keras initializer built without a seed draws an int seed from Python's `random` once, when it is built, and
+    then gives the same values at every call: one shared instance started every same-shaped kernel identical (13
+    pairs in the small generator) and `keras.utils.set_random_seed` (train's ``--seed``) did not reach it.
+    """
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
 def normalization(norm: str = "batch") -> layers.Layer:
@@ -33,7 +42,7 @@ def normalization(norm: str = "batch") -> layers.Layer:
 def downsample(filters: int, apply_batchnorm: bool = True, norm: str = "batch") -> keras.Sequential:
     """Conv 4x4 stride 2 -> [normalization] -> LeakyReLU(0.2): halves both axes."""
     block = keras.Sequential()
-    block.add(layers.Conv2D(filters, KERNEL, strides=2, padding="same", kernel_initializer=INIT, use_bias=False))
+    block.add(layers.Conv2D(filters, KERNEL, strides=2, padding="same", kernel_initializer=init(), use_bias=False))
     if apply_batchnorm:
         block.add(normalization(norm))
     block.add(layers.LeakyReLU(negative_slope=0.2))
@@ -43,7 +52,7 @@ def downsample(filters: int, apply_batchnorm: bool = True, norm: str = "batch") 
 def upsample(filters: int, apply_dropout: bool = False, norm: str = "batch") -> keras.Sequential:
     """Transposed conv 4x4 stride 2 -> normalization -> [Dropout 0.5] -> ReLU: doubles both axes."""
     block = keras.Sequential()
-    block.add(layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", kernel_initializer=INIT,
+    block.add(layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", kernel_initializer=init(),
                                      use_bias=False))
     block.add(normalization(norm))
     if apply_dropout:
@@ -158,7 +167,7 @@ def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: st
         x = layers.Concatenate()([x, skip])
     powersum = output.startswith("powersum")
     x = layers.Conv2DTranspose(nb_channels, KERNEL, strides=2, padding="same", name="to_image",
-                               kernel_initializer="zeros" if powersum else INIT,
+                               kernel_initializer="zeros" if powersum else init(),
                                )(x)  # (padded rows, padded frames, nb_channels)
     if not powersum:
         x = layers.Activation("tanh", dtype="float32", name="tanh")(x)
@@ -230,11 +239,11 @@ def build_discriminator(nb_rows: int, nb_channels: int, cfg: ModelConfig) -> ker
         x = downsample(_filters(cfg.disc_filters, cfg.disc_max_filters, i), apply_batchnorm=i > 0)(x)
     x = layers.ZeroPadding2D()(x)  # (rows/8 + 2, frames/8 + 2)
     x = layers.Conv2D(_filters(cfg.disc_filters, cfg.disc_max_filters, 3), KERNEL, strides=1,
-                      kernel_initializer=INIT, use_bias=False)(x)  # (rows/8 - 1, frames/8 - 1)
+                      kernel_initializer=init(), use_bias=False)(x)  # (rows/8 - 1, frames/8 - 1)
     x = layers.BatchNormalization()(x)
     x = layers.LeakyReLU(negative_slope=0.2)(x)
     x = layers.ZeroPadding2D()(x)
-    x = layers.Conv2D(1, KERNEL, strides=1, kernel_initializer=INIT)(x)  # (rows/8 - 2, frames/8 - 2, 1)
+    x = layers.Conv2D(1, KERNEL, strides=1, kernel_initializer=init())(x)  # (rows/8 - 2, frames/8 - 2, 1)
     x = layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model([inp, tar], x, name="discriminator")
 
