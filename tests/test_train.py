@@ -85,6 +85,76 @@ def test_one_train_step_gives_finite_losses():
     assert any(not np.array_equal(a, b) for a, b in zip(before, gan.generator.get_weights()))
 
 
+def test_no_gan_trains_the_generator_alone():
+    """``gan_loss="none"``: the reconstruction loss alone moves the generator; the discriminator is not trained."""
+    gan = build_pix2pix(ROWS, 1, MODELS["tiny"], lambda_l1=3.0, gan_loss="none", recon_loss="l2")
+    rng = np.random.default_rng(4)
+    x, y = (rng.uniform(-1, 1, (2, ROWS, 64, 1)).astype(np.float32) for _ in range(2))
+    gen_before, disc_before = gan.generator.get_weights(), gan.discriminator.get_weights()
+    logs = {k: float(v) for k, v in gan.train_on_batch(x, y, return_dict=True).items()}
+    assert logs["gen_gan"] == 0.0 and logs["disc"] == 0.0
+    assert logs["gen_total"] == pytest.approx(3.0 * logs["gen_l1"], rel=1e-5) and logs["gen_l1"] > 0
+    assert any(not np.array_equal(a, b) for a, b in zip(gen_before, gan.generator.get_weights()))
+    assert all(np.array_equal(a, b) for a, b in zip(disc_before, gan.discriminator.get_weights()))
+
+
+def test_averaged_weights_are_the_moving_average_of_the_steps():
+    """``ema``: `Pix2Pix.averaged` swaps in the average a_1 = w_1, a_t = m a_(t-1) + (1 - m) w_t of the weights after
+    each step, and gives the trained weights back after; before the first step it is the weights as they are."""
+    momentum = 0.6
+    gan = build_pix2pix(ROWS, 1, MODELS["tiny"], gan_loss="none", recon_loss="l2", lr=1e-2, ema=momentum)
+    rng = np.random.default_rng(5)
+    start = [np.asarray(v) for v in gan.generator.trainable_variables]
+    with gan.averaged():  # no step yet: nothing to average (Keras starts the average at zeros, not the weights)
+        for v, w in zip(gan.generator.trainable_variables, start):
+            np.testing.assert_array_equal(np.asarray(v), w)
+    average = None
+    for _ in range(4):
+        x, y = (rng.uniform(-1, 1, (1, ROWS, 64, 1)).astype(np.float32) for _ in range(2))
+        gan.train_on_batch(x, y)
+        weights = [np.asarray(v, dtype=np.float64) for v in gan.generator.trainable_variables]
+        average = weights if average is None else [momentum * a + (1 - momentum) * w
+                                                   for a, w in zip(average, weights)]
+    trained = [np.asarray(v) for v in gan.generator.trainable_variables]
+    with gan.averaged():
+        inside = [np.asarray(v) for v in gan.generator.trainable_variables]
+    assert any(not np.allclose(a, w) for a, w in zip(inside, trained))  # 4 steps at lr 1e-2 moved the weights
+    for a, expected in zip(inside, average):
+        np.testing.assert_allclose(a, expected, rtol=1e-4, atol=1e-6)
+    for v, w in zip(gan.generator.trainable_variables, trained):
+        np.testing.assert_array_equal(np.asarray(v), w)
+
+
+def test_ema_run_saves_the_average_and_resumes_only_with_it(train_data, tmp_path, run_cli):
+    """With --ema, generator.keras holds the averaged weights, the checkpoint holds both, and a rerun without
+    --ema is refused in words (its optimizer would not match the checkpoint)."""
+    run = tmp_path / "run"
+    flags = ["--model", "tiny", "--log-every", "3", "--checkpoint-every", "3", "--sample-every", "3", "--gan-loss",
+             "none", "--recon-loss", "l2", "--lr", "1e-2", "--ema", "0.5", "--no-keep-best", "--no-envelope",
+             "--no-loudness-calibration"]
+    result = run_cli("train", train_data, run, "--steps", "3", *flags)
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["training"]["ema"] == 0.5 and config["training"]["gan_loss"] == "none"
+    saved = keras.saving.load_model(run / "generator.keras", compile=False).get_weights()
+
+    model = config["model"]
+    gan = build_pix2pix(model["nb_rows"], model["nb_channels"], MODELS["tiny"], generator=model["generator"],
+                        prior=model["prior"], gan_loss="none", recon_loss="l2", ema=0.5)
+    tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator, g_optimizer=gan.g_optimizer,
+                        d_optimizer=gan.d_optimizer).restore(
+        tf.train.latest_checkpoint(run / "checkpoints")).assert_existing_objects_matched()
+    raw = gan.generator.get_weights()
+    with gan.averaged():
+        averaged = gan.generator.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(saved, averaged))
+    assert any(not np.array_equal(a, b) for a, b in zip(saved, raw))
+
+    refused = run_cli("train", train_data, run, "--steps", "6", "--ema", "0")
+    assert refused.exit_code != 0 and "trained with --ema, this command asks for none" in refused.output
+    assert json.loads((run / "config.json").read_text())["step"] == 3  # nothing lost
+
+
 @pytest.mark.parametrize("recon_loss", ["l1", "l2"])
 def test_reconstruction_loss_is_the_one_asked_for(recon_loss):
     gan = build_pix2pix(ROWS, 1, MODELS["tiny"], recon_loss=recon_loss)

@@ -175,7 +175,11 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
               help="The phase the network sees and makes: angle (as stored), if (instantaneous frequency), or none "
                    "(magnitude only; the song takes the vocals' phase).")
 @click.option("--gan-loss", type=click.Choice(list(GAN_LOSSES)), default=None,
-              help="Adversarial loss: bce (published) or lsgan (least squares).")
+              help="Adversarial loss: bce (published), lsgan (least squares), or none (no discriminator: the "
+                   "reconstruction loss alone).")
+@click.option("--ema", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
+              help="Validate, keep and save a moving average of the generator's weights with this momentum, e.g. "
+                   "0.995 (default 0: the weights as trained).")
 @click.option("--recon-loss", type=click.Choice(list(RECON_LOSSES)), default=None,
               help="Reconstruction loss on the image planes: l1 (published) or l2 (squared error).")
 @click.option("--norm", type=click.Choice(list(NORMS)), default=None,
@@ -209,7 +213,7 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--xla", is_flag=True, default=None, help="Compile the train step with XLA (helps GPUs; slower on CPUs).")
 @OPT_DEBUG
 def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, generator, phase_repr, gan_loss,
-              recon_loss, norm, loudness_calibration, envelope, keep_best, keep_best_by, lambda_l1, lr, seed,
+              ema, recon_loss, norm, loudness_calibration, envelope, keep_best, keep_best_by, lambda_l1, lr, seed,
               checkpoint_every, sample_every, log_every, resume, mixed_precision, xla, debug):
     """Train pix2pix on the paired images of DATA into the run folder RUN.
 
@@ -234,7 +238,7 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
         recorded = run_settings(run) if resume else {}  # a rerun continues the run as it was configured
         given = dict(input_subdir=input_subdir, target_subdir=target_subdir, steps=steps, batch_size=batch_size,
                      tile=tile, model=model, generator=generator, phase_repr=phase_repr, gan_loss=gan_loss,
-                     recon_loss=recon_loss, norm=norm, loudness_calibration=loudness_calibration, envelope=envelope,
+                     ema=ema, recon_loss=recon_loss, norm=norm, loudness_calibration=loudness_calibration, envelope=envelope,
                      keep_best=keep_best, keep_best_by=keep_best_by,
                      lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                      sample_every=sample_every, log_every=log_every, mixed_precision=mixed_precision, xla=xla)

@@ -19,8 +19,9 @@ SPLITS = ("train", "valid", "test")
 TAILS = ("pad", "drop")
 #: generator output variants (model.build_generator): the published U-Net, or one that adds to the vocals
 GENERATORS = ("unet", "powersum", "powersum-mean")
-#: adversarial losses: the published binary cross-entropy, or least squares
-GAN_LOSSES = ("bce", "lsgan")
+#: adversarial losses: the published binary cross-entropy, least squares, or none (no discriminator: the generator
+#: learns from the reconstruction loss alone)
+GAN_LOSSES = ("bce", "lsgan", "none")
 #: the reconstruction loss on the image planes: L1 (published, median-seeking) or L2 (mean-seeking, like lsd)
 RECON_LOSSES = ("l1", "l2")
 #: the generator's normalisation: BatchNorm (published; at batch 1 it trains on each tile's own statistics and
@@ -136,6 +137,9 @@ class TrainConfig:
     generator: str = "powersum-mean"  # GENERATORS: "unet" (published), "powersum" (adds to the vocals), ...
     phase_repr: str = "none"  # PHASE_REPRS: the phase as stored ("angle"), "if", or "none" (magnitude only)
     gan_loss: str = "bce"  # model.GAN_LOSSES
+    # momentum of the moving average of the generator's weights that validation, --keep-best and generator.keras
+    # use (0: off, the weights as trained; runs from before it had none)
+    ema: float = 0.0
     recon_loss: str = "l1"  # RECON_LOSSES; --lambda-l1 weighs it whichever it is
     norm: str = "batch"  # NORMS: the generator's normalisation
     # powersum generators on mixtures: fit the accompaniment's loudness on training pairs at the end (loudness.py)

@@ -7,6 +7,8 @@ Tensors are NHWC: ``(nb_batch, nb_rows, nb_frames, nb_channels)`` with ``nb_rows
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import layers, ops
 
@@ -288,8 +290,15 @@ class Pix2Pix(keras.Model):
         """
 
     def losses_for(self, x, y, training: bool):
-        """One forward pass of both networks: (gen_total, gen_gan, gen_l1, disc) losses as scalars."""
+        """One forward pass of both networks: (gen_total, gen_gan, gen_l1, disc) losses as scalars. With
+        ``gan_loss="none"`` the discriminator is not run, and its terms are 0."""
         fake = self.generator(x, training=training)
+        error = ops.cast(y, "float32") - ops.cast(fake, "float32")
+        # "gen_l1" names the reconstruction term whichever it is (history.csv keeps its columns)
+        gen_l1 = ops.mean(ops.square(error)) if self.recon_loss == "l2" else ops.mean(ops.abs(error))
+        if self.gan_loss == "none":
+            zero = ops.zeros((), "float32")
+            return self.lambda_l1 * gen_l1, zero, gen_l1, zero
         real_logits = ops.cast(self.discriminator([x, y], training=training), "float32")
         fake_logits = ops.cast(self.discriminator([x, fake], training=training), "float32")
         if self.gan_loss == "lsgan":  # least squares (Mao et al. 2017): real -> 1, fake -> 0
@@ -299,9 +308,6 @@ class Pix2Pix(keras.Model):
             gen_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
             disc = self.bce(ops.ones_like(real_logits), real_logits) + self.bce(ops.zeros_like(fake_logits),
                                                                                fake_logits)
-        error = ops.cast(y, "float32") - ops.cast(fake, "float32")
-        # "gen_l1" names the reconstruction term whichever it is (history.csv keeps its columns)
-        gen_l1 = ops.mean(ops.square(error)) if self.recon_loss == "l2" else ops.mean(ops.abs(error))
         gen_total = gen_gan + self.lambda_l1 * gen_l1
         return gen_total, gen_gan, gen_l1, disc
 
@@ -318,10 +324,32 @@ class Pix2Pix(keras.Model):
         g_vars = self.generator.trainable_variables
         d_vars = self.discriminator.trainable_variables
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
-        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+        if self.gan_loss != "none":
+            self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
         for name, value in zip(self.trackers, (gen_total, gen_gan, gen_l1, disc)):
             self.trackers[name].update_state(value)
         return self._logs(self.trackers)
+
+    @contextlib.contextmanager
+    def averaged(self):
+        """Inside, the generator's trainable weights are their moving average (``ema`` of `build_pix2pix`, kept by
+        Keras' ``use_ema``), and as trained again after. Without one, or before the first step (the average
+        starts at the first step's weights), the weights as they are."""
+        opt = getattr(self.g_optimizer, "inner_optimizer", self.g_optimizer)  # under a LossScaleOptimizer
+        if not opt.use_ema or int(opt.iterations.numpy()) == 0:
+            yield
+            return
+        variables = self.generator.trainable_variables
+        # Keras keeps one average per variable of the list the optimizer was built on (no public accessor)
+        averages = [opt._model_variables_moving_average[opt._get_variable_index(v)] for v in variables]
+        trained = [ops.convert_to_numpy(v) for v in variables]
+        for v, average in zip(variables, averages):
+            v.assign(ops.convert_to_numpy(average))
+        try:
+            yield
+        finally:
+            for v, value in zip(variables, trained):
+                v.assign(value)
 
     def test_step(self, data):
         x, y = data[0], data[1]  # (x, y) or (x, y, sample_weight)
@@ -338,21 +366,24 @@ class Pix2Pix(keras.Model):
         return {name: ops.reshape(t.result(), (1,)) if multi else t.result() for name, t in trackers.items()}
 
 
-def make_optimizer(lr: float, mixed_precision: bool = False) -> keras.optimizers.Optimizer:
-    opt = keras.optimizers.Adam(learning_rate=lr, beta_1=0.5)
+def make_optimizer(lr: float, mixed_precision: bool = False, ema: float = 0.0) -> keras.optimizers.Optimizer:
+    """Adam(lr, beta_1 0.5), as published; with ``ema`` > 0 it also keeps a moving average of the weights it
+    trains, with that momentum (`Pix2Pix.averaged`)."""
+    opt = keras.optimizers.Adam(learning_rate=lr, beta_1=0.5, use_ema=ema > 0.0, ema_momentum=ema or 0.99)
     return keras.optimizers.LossScaleOptimizer(opt) if mixed_precision else opt
 
 
 def build_pix2pix(nb_rows: int, nb_channels: int, cfg: ModelConfig, lambda_l1: float = 100.0, lr: float = 2e-4,
                   mixed_precision: bool = False, jit_compile: bool = False, generator: str = "unet",
                   range_db: float = 100.0, gan_loss: str = "bce", prior: list[float] | None = None,
-                  recon_loss: str = "l1", norm: str = "batch") -> Pix2Pix:
+                  recon_loss: str = "l1", norm: str = "batch", ema: float = 0.0) -> Pix2Pix:
     """Build and compile the GAN (inside the current distribution strategy's scope). ``norm`` is the generator's
-    normalisation (`normalization`); the discriminator keeps BatchNorm, which only training runs."""
+    normalisation (`normalization`); the discriminator keeps BatchNorm, which only training runs. ``ema``: the
+    momentum of the moving average of the generator's weights (0: none)."""
     gan = Pix2Pix(build_generator(nb_rows, nb_channels, cfg, generator, range_db, prior, norm),
                   build_discriminator(nb_rows, nb_channels, cfg), lambda_l1=lambda_l1, gan_loss=gan_loss,
                   recon_loss=recon_loss)
-    gan.compile(g_optimizer=make_optimizer(lr, mixed_precision), d_optimizer=make_optimizer(lr, mixed_precision),
+    gan.compile(g_optimizer=make_optimizer(lr, mixed_precision, ema), d_optimizer=make_optimizer(lr, mixed_precision),
                 jit_compile=jit_compile)
     gan.g_optimizer.build(gan.generator.trainable_variables)
     gan.d_optimizer.build(gan.discriminator.trainable_variables)

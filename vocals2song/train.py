@@ -180,6 +180,7 @@ def run_settings(run: str | os.PathLike) -> dict:
         settings["model"] = config["model"]["preset"]
         settings["norm"] = config["model"].get("norm", "batch")  # runs from before --norm used BatchNorm
         settings.setdefault("keep_best_by", "val_l1")  # runs from before val_lsd kept the lowest val_l1
+        settings.setdefault("ema", 0.0)  # and runs from before --ema had no average
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     return settings
@@ -200,6 +201,10 @@ def _check_resume(old: dict, new: dict, run: Path) -> None:
         keys = sorted(k for k in new["codec"] if old.get("codec", {}).get(k) != new["codec"][k])
         differences.append("the run's images were " + ", ".join(f"{k} {old.get('codec', {}).get(k)}" for k in keys)
                            + "; DATA's are " + ", ".join(f"{k} {new['codec'][k]}" for k in keys))
+    had_ema, has_ema = float(old.get("training", {}).get("ema", 0.0)) > 0.0, float(new["training"]["ema"]) > 0.0
+    if old.get("training") is not None and had_ema != has_ema:  # the optimizer's averages are in the checkpoint
+        differences.append(f"the run was trained {'with' if had_ema else 'without'} --ema, this command asks "
+                           f"{'for' if has_ema else 'for none'}")
     if old.get("target") != new.get("target"):
         differences.append(f"the run learns to make the {old.get('target')}, DATA's targets are the {new['target']} "
                            "(see --target-subdir)")
@@ -243,8 +248,9 @@ def _callbacks():
                     self._generate = tf.function(lambda t: model.generator(t, training=False),
                                                  reduce_retracing=True)
                 x = self.val_x
-                pred = np.concatenate([self._generate(tf.constant(x[i: i + 16])).numpy()
-                                       for i in range(0, len(x), 16)])
+                with model.averaged():  # with --ema, the averaged weights are the ones validated and kept
+                    pred = np.concatenate([self._generate(tf.constant(x[i: i + 16])).numpy()
+                                           for i in range(0, len(x), 16)])
                 self._predicted = (self.step, pred)
             return self._predicted[1]
 
@@ -324,7 +330,8 @@ def _callbacks():
                                       and row[key] > state.best.get(key, math.inf) * (1.0 - KEEP_BEST_MARGIN)):
                 return
             state.best = {"step": state.step, **{k: round(row[k], 7) for k in ("val_l1", "val_lsd")}}
-            state.best_weights = self.model.generator.get_weights()
+            with self.model.averaged():
+                state.best_weights = self.model.generator.get_weights()
 
         def on_train_batch_end(self, batch, logs=None):
             state = self.state
@@ -457,7 +464,7 @@ def save_run(state, model, manager) -> None:
     manager.save(checkpoint_number=state.step)
     if not state.is_chief:
         return
-    with atomic_path(state.run / "generator.keras") as tmp:
+    with model.averaged(), atomic_path(state.run / "generator.keras") as tmp:
         model.generator.save(tmp)
     if state.best_weights is not None:  # a new best since the last save: written with the generator's own layout
         latest = model.generator.get_weights()
@@ -550,7 +557,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
         gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr,
                             mixed_precision=policy == "mixed_float16", jit_compile=cfg.xla,
                             generator=cfg.generator, range_db=pairs.meta.range_db, gan_loss=cfg.gan_loss, prior=prior,
-                            recon_loss=cfg.recon_loss, norm=cfg.norm)
+                            recon_loss=cfg.recon_loss, norm=cfg.norm, ema=cfg.ema)
         checkpoint = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
                                          g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer)
     ckpt_dir = run / "checkpoints" if is_chief else Path(tempfile.mkdtemp(prefix="vocals2song-worker-"))
@@ -627,6 +634,8 @@ def _check_config(cfg: TrainConfig) -> None:
                  "val_tiles", "sample_tiles"):
         if getattr(cfg, name) < 1:
             raise Vocals2SongError(f"--{name.replace('_', '-')} must be at least 1", usage=True)
+    if not 0.0 <= cfg.ema < 1.0:
+        raise Vocals2SongError(f"--ema must be at least 0 and under 1, not {cfg.ema}", usage=True)
     if cfg.tile < 16:
         raise Vocals2SongError("--tile must be at least 16 frames", usage=True)
 
