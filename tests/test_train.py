@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -344,7 +345,8 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     history = {int(r["step"]): float(r["val_lsd"]) for r in csv.DictReader(open(run / "history.csv"))}
     best = config["best"]
     assert config["generator"] == "generator_best.keras" and best["step"] in (0, *history)
-    assert min(history.values()) >= best["val_lsd"] * (1 - KEEP_BEST_MARGIN) - 1e-6  # no row beat it by the margin
+    # no row beat the kept one, nor the start by the margin unless the kept one is a trained one
+    assert min(history.values()) >= min(best["val_lsd"], config["keep_best_start"]["val_lsd"] * (1 - KEEP_BEST_MARGIN)) - 1e-6
     pairs = find_pairs(train_data, "vocals", None)
     x, y, _ = fixed_tiles(pairs.valid, "rgb8", 256, config["training"]["val_tiles"], "none")
     kept = keras.saving.load_model(run / "generator_best.keras", compile=False)
@@ -354,7 +356,9 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     # the untrained start (its last layer is zero: the prior, whatever the seed) is a candidate too; at this
     # learning rate every later row is worse than it
     start = build_generator(ROWS, 1, MODELS["tiny"], "powersum-mean", 100.0, config["model"]["prior"])
-    assert best["val_lsd"] <= _tile_lsd(np.asarray(start(x, training=False)), y) + 1e-6
+    start_lsd = _tile_lsd(np.asarray(start(x, training=False)), y)
+    assert best["val_lsd"] <= start_lsd + 1e-6
+    assert config["keep_best_start"]["val_lsd"] == pytest.approx(start_lsd, rel=1e-4)  # what later rows must beat
     assert len(config["loudness"]["gain_db"]) == 513 and np.isfinite(config["loudness"]["alpha_db"])
     assert config["loudness"]["pairs"] >= 1 and "loudness calibration" in result.output
     from vocals2song.envelope import LAGS
@@ -370,24 +374,32 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     assert not {"loudness", "envelope"} & set(json.loads((run / "config.json").read_text()))
 
 
-@pytest.mark.parametrize("by, kept", [("val_lsd", [0, 0, 20, 20, 20]), ("val_l1", [0, 10, 10, 30, 30])])
-def test_keep_best_follows_the_figure_asked_for(by, kept):
+@pytest.mark.parametrize("by, start, kept", [("val_lsd", True, [0, 0, 20, 20, 40]), ("val_l1", True, [0, 10, 10, 30, 40]),
+                                             ("val_lsd", False, [0, 0, 20, 20, 20])])
+def test_keep_best_follows_the_figure_asked_for(by, start, kept):
     """--keep-best-by picks the history column that --keep-best minimises: rows where val_l1 falls while val_lsd
-    rises keep different steps; a row better by less than KEEP_BEST_MARGIN (the last) does not replace the kept
-    generator."""
+    rises keep different steps. A trained generator must be KEEP_BEST_MARGIN under the start's figure (step 10's
+    val_lsd 6.95 is not); after that the lowest wins, by however little (the last row). A run that recorded no
+    start (resumed from before the rule) needs the margin under the kept generator: the last row is not kept."""
     from types import SimpleNamespace
 
     from vocals2song.train import _callbacks
 
     history_cb = _callbacks()[1]
-    state = SimpleNamespace(is_chief=True, cfg=SimpleNamespace(keep_best_by=by), best=None, best_weights=None, step=0)
+    state = SimpleNamespace(is_chief=True, cfg=SimpleNamespace(keep_best_by=by), best=None, best_weights=None, step=0,
+                            start_score=None, config={})
     callback = history_cb(state)
     weights = []
-    callback.set_model(SimpleNamespace(generator=SimpleNamespace(get_weights=lambda: [state.step])))
-    for step, l1, lsd in ((0, 0.50, 7.0), (10, 0.40, 7.5), (20, 0.45, 6.5), (30, 0.30, 6.8), (40, 0.299, 6.48)):
+    model = SimpleNamespace(generator=SimpleNamespace(get_weights=lambda: [state.step]), averaged=contextlib.nullcontext)
+    callback.set_model(model)
+    for step, l1, lsd in ((0, 0.50, 7.0), (10, 0.40, 6.95), (20, 0.45, 6.5), (30, 0.30, 6.8), (40, 0.299, 6.48)):
         state.step = step
         callback.keep_if_best({"val_l1": l1, "val_lsd": lsd})
         weights.append(state.best_weights[0])
+        if step == 0:
+            assert state.config["keep_best_start"] == {"val_l1": 0.5, "val_lsd": 7.0}
+            if not start:
+                state.start_score = None
     assert weights == kept and state.best["step"] == kept[-1]
     assert set(state.best) == {"step", "val_l1", "val_lsd"}
 
