@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from vocals2song.config import PIX2PIX_TRAINING, cli_flags
+
 #: variant name -> extra `vocals2song train` flags; each says its lambda and whether it keeps its best generator, so
 #: a row means the same whatever the current defaults are (lambda became 1000 after the README's first table, and
 #: --keep-best the default on 2026-11-22)
@@ -51,10 +53,10 @@ VARIANTS: dict[str, list[str]] = {
                          "--lambda-l1", "100", "--tile", "512"],
     "powersum-if": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "if", "--lambda-l1", "100"],
     "powersum-angle": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "angle", "--lambda-l1", "100"],
-    # the default recipe since 2026-11-22: lambda 1000, the best generator kept (--keep-best); since 2026-11-22's
-    # second session training also fits the accompaniment's envelope (vocals2song.envelope), and since the third
-    # --keep-best minimises val_lsd on 32 tiles, by a 1% margin (it had been val_l1 on 8)
-    "default": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000", "--keep-best"],
+    # the default recipe from 2026-11-22 to that day's fourth session: lambda 1000, the best generator kept
+    # (--keep-best); since the second session training also fits the accompaniment's envelope (vocals2song.envelope),
+    # and since the third --keep-best minimises val_lsd on 32 tiles, by a 1% margin (it had been val_l1 on 8)
+    "gan-default": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000", "--keep-best"],
     "default-noenvelope": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
                            "--keep-best", "--no-envelope"],
     "default-lr5e-5": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000", "--keep-best",
@@ -75,12 +77,18 @@ VARIANTS: dict[str, list[str]] = {
     # minimises it
     "default-l2": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "5000", "--keep-best",
                    "--keep-best-by", "val_l1", "--recon-loss", "l2"],
+    # the default recipe since 2026-11-22's fourth session (whatever the defaults are now)
+    "default": ["--generator", "powersum-mean", "--phase-repr", "none", "--keep-best"],
     # no discriminator: L2 regression on batches of 4, Adam 1e-4, instance norm, and the moving average of the
     # weights validated and kept (--ema): the first recipe whose val_lsd fell below the start's and stayed there
     "regression": ["--generator", "powersum-mean", "--phase-repr", "none", "--gan-loss", "none", "--recon-loss", "l2",
                    "--lambda-l1", "1", "--batch-size", "4", "--lr", "1e-4", "--norm", "instance", "--ema", "0.995",
                    "--keep-best"],
 }
+#: pix2pix's training, which every variant but "default" and "regression" pins (the defaults until 2026-11-22's fourth
+#: session); a variant's own flags come after it, and the last of a repeated flag wins
+VARIANTS = {name: flags if name in ("default", "regression") else [*cli_flags(PIX2PIX_TRAINING), *flags]
+            for name, flags in VARIANTS.items()}
 #: (report key, column title, format)
 COLUMNS = (("lsd", "lsd", "{:.2f}"), ("mrstft", "mrstft", "{:.3f}"), ("si_sdr", "SI-SDR", "{:.1f}"),
            ("loudness_db", "loudness dB", "{:+.1f}"), ("lsd_low", "lsd <500", "{:.2f}"),
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=60, help="Chorales to render when there is no corpus.")
     parser.add_argument("--model", default="small")
     parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--variants", default="published,powersum-mean-l1x10,default",
+    parser.add_argument("--variants", default="published,gan-default,default",
                         help=f"Comma-separated, of: {', '.join(VARIANTS)}.")
     parser.add_argument("--phase", default="model", help="evaluate --phase for every variant.")
     parser.add_argument("--extra", default="", help="More train flags for every variant, space-separated.")

@@ -62,6 +62,8 @@ from pathlib import Path
 
 from benchlib import MODEL_ORDER, RESULT_TAG, child_peak_rss, models_arg, others_note, run_timed, work_folder
 
+from vocals2song.config import PIX2PIX_TRAINING
+
 TARGET_TINY_STEPS_PER_S = 5.0
 TARGET_MEMORY_RATIO = 1.25
 TARGET_CLI_SHARE = 0.85  # tiny through the CLI path against the bare train step
@@ -72,7 +74,7 @@ VALID_TRACK = "Actions - One Minute Smile"  # musdb lists it as validation: soun
 
 #: the network the bare step builds (`build_pix2pix`'s defaults): the published generator with its phase channel,
 #: so train() runs are like for like with it (the CLI's default recipe is powersum-mean, magnitude only)
-PUBLISHED = {"generator": "unet", "phase_repr": "angle", "lambda_l1": 100.0}
+PUBLISHED = {"generator": "unet", "phase_repr": "angle", "lambda_l1": 100.0, **PIX2PIX_TRAINING}
 
 def child_steps(data: str, run: str, model: str, warmup: int, steps: int) -> int:
     """Train ``model`` on DATA for warmup + steps + 1 steps with the real `train()`; print a result line."""

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from vocals2song.cli import cli
+from vocals2song.config import PIX2PIX_TRAINING, cli_flags
 from vocals2song.synth import make_musdb_tree, synth_stems
 
 SR = 44100
@@ -85,8 +86,11 @@ def train_data(tmp_path_factory) -> Path:
 #: a few tiny-model steps with every side job firing
 #: the published generator with its phase channel: these runs test the run folder's mechanics, which some tests
 #: probe with two-channel tiles; the default recipe (powersum-mean, magnitude only) has its own tests
-PUBLISHED = ["--generator", "unet", "--phase-repr", "angle"]
-QUICK_TRAIN = ["--model", "tiny", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "2", *PUBLISHED]
+PUBLISHED = ["--generator", "unet", "--phase-repr", "angle", *cli_flags(PIX2PIX_TRAINING)]
+#: the run folder's mechanics with the current training defaults (a rerun without flags takes the recorded ones)
+QUICK_MECHANICS = ["--model", "tiny", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "2", "--generator",
+                   "unet", "--phase-repr", "angle"]
+QUICK_TRAIN = [*QUICK_MECHANICS, *cli_flags(PIX2PIX_TRAINING)]
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +105,6 @@ def trained_run(train_data, tmp_path_factory) -> Path:
     # Its last generator, not the best-validation one: which step --keep-best picks varies from run to run (CPU
     # training is not bit-reproducible), and an early pick once left evaluate's "training must show" margin short.
     cfg = TrainConfig(model="tiny", steps=300, log_every=25, sample_every=1000, checkpoint_every=1000,
-                      generator="unet", phase_repr="angle", lambda_l1=100.0, keep_best=False)
+                      generator="unet", phase_repr="angle", lambda_l1=100.0, keep_best=False, **PIX2PIX_TRAINING)
     train(train_data, run, cfg, progress=False, log=lambda *a: None)
     return run

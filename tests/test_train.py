@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import PUBLISHED, QUICK_TRAIN
+from conftest import PUBLISHED, QUICK_MECHANICS, QUICK_TRAIN
 from vocals2song import data as data_mod
-from vocals2song.config import MODELS
+from vocals2song.config import MODELS, PIX2PIX_TRAINING
 from vocals2song.errors import Vocals2SongError
 from vocals2song.imagefile import read_image
 
@@ -141,7 +141,7 @@ def test_ema_run_saves_the_average_and_resumes_only_with_it(train_data, tmp_path
 
     model = config["model"]
     gan = build_pix2pix(model["nb_rows"], model["nb_channels"], MODELS["tiny"], generator=model["generator"],
-                        prior=model["prior"], gan_loss="none", recon_loss="l2", ema=0.5)
+                        prior=model["prior"], gan_loss="none", recon_loss="l2", norm=model["norm"], ema=0.5)
     tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator, g_optimizer=gan.g_optimizer,
                         d_optimizer=gan.d_optimizer).restore(
         tf.train.latest_checkpoint(run / "checkpoints")).assert_existing_objects_matched()
@@ -352,7 +352,9 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     kept = keras.saving.load_model(run / "generator_best.keras", compile=False)
     kept_pred = np.asarray(kept(x, training=False))
     assert _tile_lsd(kept_pred, y) == pytest.approx(best["val_lsd"], rel=1e-4)
-    assert float(np.mean(np.abs(kept_pred - y))) == pytest.approx(best["val_l1"], rel=1e-4)
+    error = kept_pred - y  # val_l1 holds the reconstruction loss: the default is L2
+    assert config["training"]["recon_loss"] == "l2"
+    assert float(np.mean(np.square(error))) == pytest.approx(best["val_l1"], rel=1e-4)
     # the untrained start (its last layer is zero: the prior, whatever the seed) is a candidate too; at this
     # learning rate every later row is worse than it
     start = build_generator(ROWS, 1, MODELS["tiny"], "powersum-mean", 100.0, config["model"]["prior"])
@@ -499,28 +501,28 @@ def test_resume_continues_the_history(train_data, tmp_path, run_cli, monkeypatch
 
 
 def test_norm_is_recorded_and_kept_by_a_resume(train_data, tmp_path, run_cli):
-    """--norm instance goes into config.json and the saved generator; a rerun keeps it, another --norm is
-    refused in one line, and a run from before --norm (no norm recorded) resumes as the BatchNorm it was (and one
-    from before --keep-best-by as keeping the lowest val_l1)."""
+    """--norm (batch, which is not the default since instance became it) goes into config.json and the saved
+    generator; a rerun keeps it, another --norm is refused in one line, and a run from before --norm (no norm
+    recorded) resumes as the BatchNorm it was (and one from before --keep-best-by as keeping the lowest val_l1)."""
     run = tmp_path / "run"
-    assert run_cli("train", train_data, run, "--steps", "2", *QUICK_TRAIN, "--norm", "instance").exit_code == 0
+    assert run_cli("train", train_data, run, "--steps", "2", *QUICK_MECHANICS, "--norm", "batch").exit_code == 0
     config = json.loads((run / "config.json").read_text())
-    assert config["model"]["norm"] == config["training"]["norm"] == "instance"
+    assert config["model"]["norm"] == config["training"]["norm"] == "batch"
     saved = keras.saving.load_model(run / "generator.keras", compile=False)
     kinds = {type(layer).__name__ for block in saved.layers if isinstance(block, keras.Sequential)
              for layer in block.layers}
-    assert "GroupNormalization" in kinds and "BatchNormalization" not in kinds
-    result = run_cli("train", train_data, run, "--steps", "4", *QUICK_TRAIN)
-    assert result.exit_code == 0 and "from step 2" in result.output and "--norm instance" in result.output
-    other = run_cli("train", train_data, run, "--steps", "6", *QUICK_TRAIN, "--norm", "batch")
-    assert other.exit_code == 2 and "--norm instance, this command's --norm batch" in other.output
+    assert "BatchNormalization" in kinds and "GroupNormalization" not in kinds
+    result = run_cli("train", train_data, run, "--steps", "4", *QUICK_MECHANICS)
+    assert result.exit_code == 0 and "from step 2" in result.output and "--norm batch" in result.output
+    other = run_cli("train", train_data, run, "--steps", "6", *QUICK_MECHANICS, "--norm", "instance")
+    assert other.exit_code == 2 and "--norm batch, this command's --norm instance" in other.output
     assert len(other.output.strip().splitlines()) == 1
     old = tmp_path / "old"
-    assert run_cli("train", train_data, old, "--steps", "2", *QUICK_TRAIN, "--norm", "batch").exit_code == 0
+    assert run_cli("train", train_data, old, "--steps", "2", *QUICK_MECHANICS, "--norm", "batch").exit_code == 0
     config = json.loads((old / "config.json").read_text())
     del config["model"]["norm"], config["training"]["norm"], config["training"]["keep_best_by"]
     (old / "config.json").write_text(json.dumps(config))
-    result = run_cli("train", train_data, old, "--steps", "4", *QUICK_TRAIN)
+    result = run_cli("train", train_data, old, "--steps", "4", *QUICK_MECHANICS)
     assert result.exit_code == 0 and "from step 2" in result.output, result.output
     # ... and one from before val_lsd goes on keeping the lowest val_l1, as it did
     assert "--keep-best-by val_l1" in result.output
@@ -534,7 +536,7 @@ def test_resume_refuses_a_checkpoint_that_lacks_an_object(train_data, tmp_path):
 
     run = tmp_path / "run"
     cfg = TrainConfig(model="tiny", steps=2, log_every=2, checkpoint_every=2, sample_every=1000, generator="unet",
-                      phase_repr="angle")
+                      phase_repr="angle", **PIX2PIX_TRAINING)
     train(train_data, run, cfg, progress=False, log=lambda *a: None)
     gan = build_pix2pix(ROWS, 2, MODELS["tiny"])
     partial = tf.train.Checkpoint(discriminator=gan.discriminator, g_optimizer=gan.g_optimizer,
@@ -810,7 +812,8 @@ def test_mixed_precision_run_predicts_in_float32(policy, train_data, tmp_path, m
     x = data_mod.fixed_tiles(data_mod.find_pairs(train_data).valid, "rgb8", 256, 1)[0]
     y = predictor.generate(x)
     assert y.dtype == np.float32 and np.all(np.isfinite(y))
-    fresh = build_generator(config["model"]["nb_rows"], config["model"]["nb_channels"], MODELS["tiny"])
+    fresh = build_generator(config["model"]["nb_rows"], config["model"]["nb_channels"], MODELS["tiny"],
+                            norm=config["model"]["norm"])
     fresh.set_weights(saved.get_weights())
     np.testing.assert_allclose(y, np.asarray(fresh(x, training=False)), atol=1e-5)
     low = np.asarray(saved(x, training=False), dtype=np.float32)  # the same weights computing in 16 bits

@@ -164,7 +164,7 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--target-subdir", default=None,
               help="Folder of target images (default: the dataset's target, mixture or accompaniment).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Train up to this many steps in all (default 10000).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Tiles per step and device (default 1).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Tiles per step and device (default 4; pix2pix: 1).")
 @click.option("--tile", type=click.IntRange(min=16), default=None, help="Frames per random crop (default 256).")
 @click.option("--model", type=click.Choice(list(MODELS)), default=None,
               help="Network size: default (published pix2pix), small, or tiny (fast on a CPU).")
@@ -175,16 +175,16 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
               help="The phase the network sees and makes: angle (as stored), if (instantaneous frequency), or none "
                    "(magnitude only; the song takes the vocals' phase).")
 @click.option("--gan-loss", type=click.Choice(list(GAN_LOSSES)), default=None,
-              help="Adversarial loss: bce (published), lsgan (least squares), or none (no discriminator: the "
-                   "reconstruction loss alone).")
+              help="Adversarial loss: none (the default: no discriminator, the reconstruction loss alone), bce "
+                   "(published pix2pix) or lsgan (least squares).")
 @click.option("--ema", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
               help="Validate, keep and save a moving average of the generator's weights with this momentum, e.g. "
-                   "0.995 (default 0: the weights as trained).")
+                   "0.995, the default (0: the weights as trained).")
 @click.option("--recon-loss", type=click.Choice(list(RECON_LOSSES)), default=None,
-              help="Reconstruction loss on the image planes: l1 (published) or l2 (squared error).")
+              help="Reconstruction loss on the image planes: l2 (squared error, the default) or l1 (published).")
 @click.option("--norm", type=click.Choice(list(NORMS)), default=None,
-              help="The generator's normalisation: batch (published BatchNorm) or instance (behaves the same in "
-                   "training and at inference; at batch 1 BatchNorm does not).")
+              help="The generator's normalisation: instance (the default; behaves the same in training and at "
+                   "inference) or batch (published BatchNorm; at batch 1 it does not).")
 @click.option("--loudness-calibration/--no-loudness-calibration", default=None,
               help="At the end of training, fit a gain on the predicted accompaniment so that the songs of training "
                    "pairs come out as loud as the true ones (powersum generators on mixtures; default on).")
@@ -199,7 +199,7 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
                    "(default), or val_l1, the reconstruction loss.")
 @click.option("--lambda-l1", type=click.FloatRange(min=0), default=None,
               help="Weight of the reconstruction loss (default 1000; 100 is the published value).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate (default 2e-4).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate (default 1e-4; pix2pix: 2e-4).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
               help="Steps between checkpoints; a killed run loses at most this many (default 500).")

@@ -18,6 +18,7 @@ Side jobs (history, samples, checkpoints, the progress bar) are Keras callbacks 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -252,7 +253,8 @@ def _callbacks():
                     self._generate = tf.function(lambda t: model.generator(t, training=False),
                                                  reduce_retracing=True)
                 x = self.val_x
-                with model.averaged():  # with --ema, the averaged weights are the ones validated and kept
+                averaged = getattr(model, "averaged", contextlib.nullcontext)  # scripts pass a bare generator
+                with averaged():  # with --ema, the averaged weights are the ones validated and kept
                     pred = np.concatenate([self._generate(tf.constant(x[i: i + 16])).numpy()
                                            for i in range(0, len(x), 16)])
                 self._predicted = (self.step, pred)
