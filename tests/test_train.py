@@ -389,7 +389,7 @@ def test_keep_best_follows_the_figure_asked_for(by, start, kept):
 
     history_cb = _callbacks()[1]
     state = SimpleNamespace(is_chief=True, cfg=SimpleNamespace(keep_best_by=by), best=None, best_weights=None, step=0,
-                            start_score=None, config={})
+                            config={})
     callback = history_cb(state)
     weights = []
     model = SimpleNamespace(generator=SimpleNamespace(get_weights=lambda: [state.step]), averaged=contextlib.nullcontext)
@@ -401,7 +401,7 @@ def test_keep_best_follows_the_figure_asked_for(by, start, kept):
         if step == 0:
             assert state.config["keep_best_start"] == {"val_l1": 0.5, "val_lsd": 7.0}
             if not start:
-                state.start_score = None
+                del state.config["keep_best_start"]
     assert weights == kept and state.best["step"] == kept[-1]
     assert set(state.best) == {"step", "val_l1", "val_lsd"}
 

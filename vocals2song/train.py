@@ -236,7 +236,6 @@ def _callbacks():
                            else tf.summary.create_noop_writer())
             self.last_row: dict = {}
             self.best: dict | None = config.get("best")  # the lowest val_l1 so far (--keep-best) ...
-            self.start_score: dict | None = config.get("keep_best_start")  # ... the untrained start's figures ...
             self.best_weights: list | None = None  # ... and its generator's weights, until save_run writes them
             self._predicted: tuple[int, np.ndarray] | None = None
             self._generate = None
@@ -336,11 +335,10 @@ def _callbacks():
             if not state.is_chief:
                 return
             if state.best is None:  # the start: what a trained generator must beat by the margin
-                state.start_score = {k: round(row[k], 7) for k in ("val_l1", "val_lsd")}
-                state.config["keep_best_start"] = state.start_score
+                state.config["keep_best_start"] = {k: round(row[k], 7) for k in ("val_l1", "val_lsd")}
             else:
                 kept = state.best.get(key, math.inf)
-                start = (state.start_score or {}).get(key)
+                start = state.config.get("keep_best_start", {}).get(key)
                 limit = kept * (1.0 - KEEP_BEST_MARGIN) if start is None else start * (1.0 - KEEP_BEST_MARGIN)
                 if not (row[key] < kept and row[key] <= limit):
                     return
