@@ -363,6 +363,8 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     assert config["keep_best_start"]["val_lsd"] == pytest.approx(start_lsd, rel=1e-4)  # what later rows must beat
     assert len(config["loudness"]["gain_db"]) == 513 and np.isfinite(config["loudness"]["alpha_db"])
     assert config["loudness"]["pairs"] >= 1 and "loudness calibration" in result.output
+    said = "kept the untrained start" if best["step"] == 0 else f"kept step {best['step']}: val_lsd"
+    assert f"--keep-best {said}" in result.output  # the user is told which generator predict will use
     from vocals2song.envelope import LAGS
 
     assert len(config["envelope"]["weights"]) == 4 * LAGS + 3 and config["envelope"]["frames"] > 100
@@ -385,7 +387,7 @@ def test_keep_best_follows_the_figure_asked_for(by, start, kept):
     start (resumed from before the rule) needs the margin under the kept generator: the last row is not kept."""
     from types import SimpleNamespace
 
-    from vocals2song.train import _callbacks
+    from vocals2song.train import _callbacks, describe_best
 
     history_cb = _callbacks()[1]
     state = SimpleNamespace(is_chief=True, cfg=SimpleNamespace(keep_best_by=by), best=None, best_weights=None, step=0,
@@ -404,6 +406,12 @@ def test_keep_best_follows_the_figure_asked_for(by, start, kept):
                 del state.config["keep_best_start"]
     assert weights == kept and state.best["step"] == kept[-1]
     assert set(state.best) == {"step", "val_l1", "val_lsd"}
+    config = {**state.config, "best": state.best, "training": {"keep_best_by": by}}
+    said = describe_best(config)  # what train tells the user it kept, and against what
+    assert said.startswith(f"--keep-best kept step {kept[-1]}: {by} {state.best[by]:.3f}")
+    assert ("untrained start's" in said) == start
+    assert "untrained start" in describe_best({**config, "best": {**state.best, "step": 0}})
+    assert describe_best({**config, "best": None}) is None
 
 
 @pytest.mark.parametrize("fmt, channels", [("rgb8", 2), ("rgba8", 4)])

@@ -595,6 +595,8 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     if start >= cfg.steps:
         log(f"{run}: already at step {start} of {cfg.steps}; raise --steps to train on")
         _calibrate(run, cfg, pairs, config, is_chief, log)  # config.json was rewritten without it
+        if is_chief and (kept := describe_best(config)):
+            log(f"{run}: {kept}")
         return TrainSummary(run, start, start, 0.0, 0.0, strategy_name, notes, {})
     for note in notes:
         log(f"note: {note}")
@@ -614,10 +616,33 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     seconds = time.monotonic() - t0
     keras.mixed_precision.set_global_policy("float32")  # the policy is process-wide: leave none behind
     _calibrate(run, cfg, pairs, config, is_chief, log)
+    if is_chief and (kept := describe_best(config)):
+        log(f"{run}: {kept}")
     if not is_chief:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return TrainSummary(run, start, state.step, seconds, (state.step - start) / max(seconds, 1e-9), strategy_name,
                         notes, state.last_row)
+
+
+def describe_best(config: dict) -> str | None:
+    """One line for the user: which generator `--keep-best` kept, and why (``None`` when it kept none). When it is
+    the untrained start, say so plainly: the run learned nothing that carried to the validation tiles, and what
+    `predict` and `evaluate` use is the start (for ``powersum-mean``, the mean accompaniment)."""
+    best = config.get("best")
+    if not best:
+        return None
+    key = config.get("training", {}).get("keep_best_by", "val_lsd")
+    start = config.get("keep_best_start", {}).get(key)
+    unit = " dB" if key == "val_lsd" else ""
+    if best.get("step", 0) == 0:
+        under = f"{KEEP_BEST_MARGIN:.0%} under the start's {start:.3f}{unit}" if start is not None else "better"
+        what = " (the mean accompaniment)" if config.get("model", {}).get("generator") == "powersum-mean" else ""
+        return (f"--keep-best kept the untrained start{what}: no trained generator's {key} came {under} on the "
+                f"validation tiles: nothing it learned held on unseen tracks (more training tunes help; README, \"Quality\")")
+    if key not in best:
+        return f"--keep-best kept step {best['step']}"
+    versus = f" against the untrained start's {start:.3f}{unit}" if start is not None else ""
+    return f"--keep-best kept step {best['step']}: {key} {best[key]:.3f}{unit}{versus}"
 
 
 def _calibrate(run: Path, cfg: TrainConfig, pairs: data_mod.PairSet, config: dict, is_chief: bool, log) -> None:
