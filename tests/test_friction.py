@@ -140,6 +140,27 @@ def test_evaluate_summary_names_every_baseline_and_the_winner():
     assert evaluate_summary(report).endswith("; the model and vocals_only are level")
 
 
+
+def test_evaluate_counts_tracks_as_well_as_items():
+    """A track's segments are not independent draws: a model a hair better on the 3 segments of one track and
+    clearly worse on two other tracks wins 3 of 5 items but only 1 of 3 tracks, and the summary and report.md say
+    both."""
+    from vocals2song.evaluate import _report, markdown
+
+    def item(name, track, model, mean):
+        scores = {"lsd": model, "mrstft": model / 10}
+        return {"name": name, "track": track, "model": scores, "vocals_only": {"lsd": 30.0, "mrstft": 3.0},
+                "mean_accompaniment": {"lsd": mean, "mrstft": mean / 10}}
+
+    items = [item(f"A__{k}", "A", 9.9, 10.0) for k in range(3)] + [item("B__0", "B", 12.0, 10.0),
+                                                                   item("C__0", None, 12.0, 10.0)]
+    report = _report(items, "run", "data", "test", True)
+    assert report["model_better_on"]["mean_accompaniment"]["lsd"] == 3
+    assert report["nb_tracks"] == 3 and report["model_better_on_tracks"]["mean_accompaniment"]["lsd"] == 1
+    assert report["model_better_on_tracks"]["vocals_only"]["mrstft"] == 3
+    assert "on 3 of 5 items and 1 of 3 tracks" in markdown(report)
+
+
 # --- 8 and 14. predict: a mixture image is named; missing inputs are found before the model loads --------
 
 def test_predict_warns_about_an_image_of_another_stem(trained_run, train_data, tmp_path, run_cli):
