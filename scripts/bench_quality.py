@@ -121,10 +121,16 @@ def row(name: str, values: dict, seconds: str = "", paired: str = "") -> str:
 
 
 def paired_counts(report: dict, exclude: set[str], baseline: str = "mean_accompaniment") -> str:
-    """"a, b of n": the items where the model's lsd, and its mrstft, are lower than ``baseline``'s."""
+    """"a, b of n; c, d of t tracks": the items where the model's lsd, and its mrstft, are lower than
+    ``baseline``'s, then the tracks where the mean over their items is (a track's segments share its tune and
+    instruments: the tracks are the independent draws)."""
+    from vocals2song.evaluate import _by_track, _mean
+
     items = [item for item in report["items"] if item.get("track") not in exclude and baseline in item]
     better = [sum(item["model"][m] < item[baseline][m] for item in items) for m in ("lsd", "mrstft")]
-    return f"{better[0]}, {better[1]} of {len(items)}"
+    tracks = _by_track(items).values()
+    by_track = [sum(_mean(t, "model", m) < _mean(t, baseline, m) for t in tracks) for m in ("lsd", "mrstft")]
+    return f"{better[0]}, {better[1]} of {len(items)}; {by_track[0]}, {by_track[1]} of {len(tracks)} tracks"
 
 
 def _medians(report: dict, exclude: set[str]) -> dict[str, dict[str, float]]:
@@ -169,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"Chorales `{corpus}`, `--model {args.model} --steps {args.steps}` {args.extra}, evaluate --phase "
              f"{args.phase}; medians over the {args.split} items{excluded}. Lower is better except SI-SDR and harmony; "
              "loudness nearer 0 is better.", "",
-             "| estimate | " + " | ".join(title for _, title, _ in COLUMNS) + " | items better than the mean | train s |",
+             "| estimate | " + " | ".join(title for _, title, _ in COLUMNS) + " | items (tracks) better than the mean | train s |",
              "|---|" + "---|" * (len(COLUMNS) + 2)]
     baselines = None
     for variant in variants:

@@ -597,5 +597,6 @@ def test_bench_quality_prints_its_table(chorale_run, tmp_path):
     rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ")}
     assert {"default", "vocals_only", "mean_accompaniment"} <= rows.keys()
     report = json.loads(next((work / "eval").glob("*/model/report.json")).read_text())
-    assert f"of {len(report['items'])} |" in rows["default"]
+    tracks = len({item["track"] for item in report["items"]})
+    assert f"of {len(report['items'])}; " in rows["default"] and f"of {tracks} tracks |" in rows["default"]
     assert (work / "quality.md").read_text().count("| default |") == 1

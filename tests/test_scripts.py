@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,29 @@ def test_fit_check_fits_the_training_tiles(train_data):
     fitted = [float(row.split("fitted")[1].split()[0]) for row in rows]
     assert fitted[-1] < fitted[0] - 0.3, out  # measured 9.31 -> 8.48
     assert out.splitlines()[-1].startswith("after 150 steps: fitted tiles")
+
+
+def test_compare_reports_counts_items_and_tracks(tmp_path):
+    """compare_reports pairs two evaluate reports' items by name: A a hair better on the 4 segments of one track
+    and clearly worse on 2 other tracks is better on 4 of 6 items but 1 of 3 tracks; the same report against
+    itself ties everywhere (sign p 1); and a folder without a report is a one-line error."""
+    def report(path, model_lsd):
+        items = [{"name": f"{t}__{k}", "track": t, "model": {"lsd": v, "mrstft": v / 10}}
+                 for (t, k), v in model_lsd.items()]
+        path.mkdir()
+        (path / "report.json").write_text(json.dumps({"items": items}))
+        return str(path)
+
+    keys = [("A", k) for k in range(4)] + [("B", 0), ("C", 0)]
+    a = report(tmp_path / "a", dict(zip(keys, [9.9] * 4 + [12.0, 12.0])))
+    b = report(tmp_path / "b", dict(zip(keys, [10.0] * 6)))
+    lines = {line.split()[0]: line.split() for line in run_script("compare_reports.py", a, b).splitlines()
+             if line.startswith(("lsd", "mrstft"))}
+    assert lines["lsd"][1:4] == ["6", "4", "2"] and lines["lsd"][5:8] == ["3", "1", "2"]
+    assert lines["mrstft"][5:8] == ["3", "1", "2"]
+    same = {line.split()[0]: line.split() for line in run_script("compare_reports.py", a, a).splitlines()
+            if line.startswith("lsd")}
+    assert same["lsd"][2:5] == ["0", "0", "1"]
+    result = subprocess.run([sys.executable, str(SCRIPTS / "compare_reports.py"), str(tmp_path), b],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and result.stderr.strip().startswith("Error:") and "Traceback" not in result.stderr
