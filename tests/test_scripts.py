@@ -121,3 +121,31 @@ def test_compare_reports_counts_items_and_tracks(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPTS / "compare_reports.py"), str(tmp_path), b],
                             capture_output=True, text=True)
     assert result.returncode != 0 and result.stderr.strip().startswith("Error:") and "Traceback" not in result.stderr
+
+
+def test_recalibrate_refits_what_it_is_asked_to(train_data, trained_run, tmp_path, run_cli):
+    """recalibrate copies a run's generators and refits its envelope and gain with the choices given: the same
+    choices give what training fitted, a louder aim a larger gain, --no-envelope leaves the envelope out, and
+    --no-envelope --no-loudness leaves the generator alone. A run it cannot calibrate (the published unet) and an
+    OUT that exists are one-line errors, with nothing written."""
+    run = tmp_path / "run"
+    quick = ["--model", "tiny", "--steps", "2", "--log-every", "1", "--checkpoint-every", "2", "--sample-every", "2"]
+    assert run_cli("train", train_data, run, *quick).exit_code == 0
+    trained = json.loads((run / "config.json").read_text())
+
+    def recal(out, *flags):
+        run_script("recalibrate.py", str(run), str(train_data), str(tmp_path / out), *flags)
+        return json.loads((tmp_path / out / "config.json").read_text())
+
+    same = recal("same")
+    assert same["loudness"] == trained["loudness"] and same["envelope"] == trained["envelope"]
+    assert (tmp_path / "same" / trained["generator"]).is_file() and not (tmp_path / "same" / "checkpoints").exists()
+    quiet, louder = recal("quiet", "--no-envelope"), recal("louder", "--quietest-db", "-0.5", "--no-envelope")
+    assert "envelope" not in louder and louder["loudness"]["alpha_db"] > quiet["loudness"]["alpha_db"]
+    assert not {"envelope", "loudness"} & set(recal("alone", "--no-envelope", "--no-loudness"))
+    for args in ((str(trained_run), str(train_data), str(tmp_path / "unet")),
+                 (str(run), str(train_data), str(tmp_path / "same"))):
+        result = subprocess.run([sys.executable, str(SCRIPTS / "recalibrate.py"), *args], capture_output=True,
+                                text=True)
+        assert result.returncode != 0 and result.stderr.startswith("Error:") and "Traceback" not in result.stderr
+    assert not (tmp_path / "unet").exists()

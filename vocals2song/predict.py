@@ -186,11 +186,12 @@ def load_predictor(run: str | os.PathLike) -> Predictor:
 
 
 def calibrate(predictor: Predictor, pairs: list, fit_envelope: bool = True, fit_loudness: bool = True,
-              limit: int = 48) -> dict:
+              limit: int = 48, quietest_db: float = loudness.QUIETEST_DB) -> dict:
     """Fit what training ends with, on up to ``limit`` training pairs spread over ``pairs`` (`data.Pair`): the
     accompaniment's envelope (`vocals2song.envelope`; powersum-mean generators), fitted against the training mean
     the generator starts at, then the loudness gain (`vocals2song.loudness.fit_gain`) of the predictor's songs with
-    that envelope. Returns config.json's "envelope" and "loudness" entries, those asked for.
+    that envelope, aiming at ``quietest_db``. Returns config.json's "envelope" and "loudness" entries, those asked
+    for.
 
     The envelope is the mean accompaniment's, not the generator's: fitted against a trained generator's output it
     also undid the generator's level errors, and on the 134 valid items of a 172-chorale corpus that made the songs
@@ -222,7 +223,7 @@ def calibrate(predictor: Predictor, pairs: list, fit_envelope: bool = True, fit_
                                                            meta.n_fft)), u_vocals, u_true)
                   for u_song, u_vocals, u_true in planes]
     if fit_loudness:
-        alpha, gain = loudness.fit_gain(planes, meta.top_db, meta.range_db)
+        alpha, gain = loudness.fit_gain(planes, meta.top_db, meta.range_db, quietest_db)
         fitted["loudness"] = {"alpha_db": alpha, "pairs": len(chosen), "gain_db": gain}
     return fitted
 
