@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"Chorales `{corpus}`, `--model {args.model} --steps {args.steps}` {args.extra}, evaluate --phase "
              f"{args.phase}; medians over the {args.split} items{excluded}. Lower is better except SI-SDR and harmony; "
              "loudness nearer 0 is better.", "",
-             "| estimate | " + " | ".join(title for _, title, _ in COLUMNS) + " | items (tracks) better than the mean | train s |",
+             "| estimate | " + " | ".join(title for _, title, _ in COLUMNS)
+             + " | items (tracks) better than the mean | train s |",
              "|---|" + "---|" * (len(COLUMNS) + 2)]
     baselines = None
     for variant in variants:

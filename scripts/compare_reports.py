@@ -5,7 +5,8 @@ Medians hide which items moved, and a different baseline moves "items better tha
 model item by item). This reads two `report.json` files (or their folders), pairs their items by name, and prints,
 per metric, on how many items A is better, and on how many tracks (each track's items averaged: a track's
 segments share its tune and instruments, so the tracks are the independent draws), each with a two-sided sign
-test's p-value (ties left out), and the median and mean difference. Lower is better for every metric printed except loudness, where the nearer to 0 is better.
+test's p-value (ties left out), and the median and mean difference. Lower is better for every metric printed
+except loudness, where the nearer to 0 is better.
 
     python scripts/compare_reports.py A B [--a model] [--b model] [--metrics lsd,mrstft,...]
 

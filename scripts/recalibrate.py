@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists():
         raise SystemExit(f"Error: {args.out}: already exists; give a new folder")
     config = json.loads(config_path.read_text())
-    if not str(config.get("model", {}).get("generator", "")).startswith("powersum") or config.get("target") != "mixture":
+    additive = str(config.get("model", {}).get("generator", "")).startswith("powersum")
+    if not additive or config.get("target") != "mixture":
         raise SystemExit(f"Error: {args.run}: the envelope and the gain are for powersum generators on mixtures")
 
     from vocals2song import data as data_mod

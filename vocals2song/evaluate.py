@@ -185,6 +185,13 @@ def _report(items: list[dict], run, data, split: str, with_mean: bool) -> dict:
     }
 
 
+def _counts_table(title: str, paired: dict[str, dict[str, int]], metrics_order: dict) -> list[str]:
+    """report.md lines: ``title``, then a table of counts, a row per metric and a column per baseline."""
+    lines = ["", title, "", "| metric | " + " | ".join(paired) + " |", "|---|" + "---|" * len(paired)]
+    return lines + [f"| {m} | " + " | ".join(str(paired[b][m]) for b in paired) + " |" for m in metrics_order
+                    if all(m in paired[b] for b in paired)]
+
+
 def _by_track(items: list[dict]) -> dict[str, list[dict]]:
     """Items grouped by their track (an item without one is a track of its own)."""
     groups: dict[str, list[dict]] = {}
@@ -234,7 +241,8 @@ def summary(report: dict, metric: str = "lsd") -> str:
         tracks = report.get("model_better_on_tracks", {}).get(rival, {}).get(metric)
         of_tracks = f" and {tracks} of {report['nb_tracks']} tracks" if tracks is not None else ""
         verdict = ("the model wins" if 2 * paired > n else f"the model loses to {rival}" if 2 * paired < n
-                   else f"the model and {rival} are level") + f" (better than {rival} on {paired} of {n} items{of_tracks})"
+                   else f"the model and {rival} are level") \
+            + f" (better than {rival} on {paired} of {n} items{of_tracks})"
     elif abs(finite["model"] - best) < TIE_DB:
         verdict = f"the model and {rival} are level"
     elif better([finite["model"], best], higher) == finite["model"]:
@@ -265,20 +273,14 @@ def markdown(report: dict) -> str:
             cells.append(f"**{cell}**" if med is not None and med == best else cell)
         direction = {True: "higher", False: "lower", None: "nearer 0"}[higher]
         lines.append(f"| {metric} ({direction} is better) | " + " | ".join(cells) + " |")
-    if report.get("model_better_on"):
-        paired = report["model_better_on"]
-        lines += ["", f"Items (of {report['nb_items']}) on which the model is better than each baseline:", "",
-                  "| metric | " + " | ".join(paired) + " |", "|---|" + "---|" * len(paired)]
-        lines += [f"| {m} | " + " | ".join(str(paired[b][m]) for b in paired) + " |" for m in report["higher_is_better"]
-                  if all(m in paired[b] for b in paired)]
-    if report.get("model_better_on_tracks"):
-        paired = report["model_better_on_tracks"]
-        lines += ["", f"Tracks (of {report['nb_tracks']}; each track's items averaged) on which the model is better "
-                  "than each baseline. A track's segments share its tune and instruments, so these are the "
-                  "independent draws:", "",
-                  "| metric | " + " | ".join(paired) + " |", "|---|" + "---|" * len(paired)]
-        lines += [f"| {m} | " + " | ".join(str(paired[b][m]) for b in paired) + " |" for m in report["higher_is_better"]
-                  if all(m in paired[b] for b in paired)]
+    for key, title in (("model_better_on", f"Items (of {report['nb_items']}) on which the model is better than each "
+                                           "baseline:"),
+                       ("model_better_on_tracks", f"Tracks (of {report.get('nb_tracks')}; each track's items averaged) "
+                                                  "on which the model is better than each baseline. A track's "
+                                                  "segments share its tune and instruments, so these are the "
+                                                  "independent draws:")):
+        if report.get(key):
+            lines += _counts_table(title, report[key], report["higher_is_better"])
     lines += ["", summary(report) + ".", "",
               "Metrics: SNR and SI-SDR in dB (they reward copying the one true waveform); lsd, log-spectral "
               "distance in dB, also per band (low < 500 Hz, mid to 4 kHz, high above); spectral convergence; "

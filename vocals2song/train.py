@@ -594,9 +594,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
         _write_json(run / "config.json", config)
     if start >= cfg.steps:
         log(f"{run}: already at step {start} of {cfg.steps}; raise --steps to train on")
-        _calibrate(run, cfg, pairs, config, is_chief, log)  # config.json was rewritten without it
-        if is_chief and (kept := describe_best(config)):
-            log(f"{run}: {kept}")
+        _finish(run, cfg, pairs, config, is_chief, log)  # config.json was rewritten without the calibration
         return TrainSummary(run, start, start, 0.0, 0.0, strategy_name, notes, {})
     for note in notes:
         log(f"note: {note}")
@@ -615,9 +613,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     gan.fit(ds, epochs=1, steps_per_epoch=cfg.steps - start, verbose=0, callbacks=callbacks)
     seconds = time.monotonic() - t0
     keras.mixed_precision.set_global_policy("float32")  # the policy is process-wide: leave none behind
-    _calibrate(run, cfg, pairs, config, is_chief, log)
-    if is_chief and (kept := describe_best(config)):
-        log(f"{run}: {kept}")
+    _finish(run, cfg, pairs, config, is_chief, log)
     if not is_chief:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return TrainSummary(run, start, state.step, seconds, (state.step - start) / max(seconds, 1e-9), strategy_name,
@@ -638,11 +634,19 @@ def describe_best(config: dict) -> str | None:
         under = f"{KEEP_BEST_MARGIN:.0%} under the start's {start:.3f}{unit}" if start is not None else "better"
         what = " (the mean accompaniment)" if config.get("model", {}).get("generator") == "powersum-mean" else ""
         return (f"--keep-best kept the untrained start{what}: no trained generator's {key} came {under} on the "
-                f"validation tiles: nothing it learned held on unseen tracks (more training tunes help; README, \"Quality\")")
+                "validation tiles: nothing it learned held on unseen tracks (more training tunes help; README, "
+                "\"Quality\")")
     if key not in best:
         return f"--keep-best kept step {best['step']}"
     versus = f" against the untrained start's {start:.3f}{unit}" if start is not None else ""
     return f"--keep-best kept step {best['step']}: {key} {best[key]:.3f}{unit}{versus}"
+
+
+def _finish(run: Path, cfg: TrainConfig, pairs: data_mod.PairSet, config: dict, is_chief: bool, log) -> None:
+    """When training ends (or a finished run is trained again): calibrate, then tell the user what was kept."""
+    _calibrate(run, cfg, pairs, config, is_chief, log)
+    if is_chief and (kept := describe_best(config)):
+        log(f"{run}: {kept}")
 
 
 def _calibrate(run: Path, cfg: TrainConfig, pairs: data_mod.PairSet, config: dict, is_chief: bool, log) -> None:
