@@ -170,6 +170,53 @@ def test_reconstruction_loss_is_the_one_asked_for(recon_loss):
         build_pix2pix(ROWS, 1, MODELS["tiny"], recon_loss="l3")
 
 
+def test_power_loss_adds_the_spectral_convergence_and_pulls_toward_the_mean_power():
+    """--power-loss W adds W times the batch's spectral convergence on the linear magnitude (model docstring) to
+    the reconstruction loss, and it moves the best constant level above the log loss's (the mean of the levels)."""
+    from vocals2song.model import SC_FLOOR_DB, spectral_convergence
+
+    ops, k = keras.ops, 100.0 * np.log(10.0) / 20.0
+    rng = np.random.default_rng(3)
+    x, y = (rng.uniform(-1, 1, (2, ROWS, 64, 1)).astype(np.float32) for _ in range(2))
+    plain = build_pix2pix(ROWS, 1, MODELS["tiny"], lambda_l1=3.0, gan_loss="none", recon_loss="l2")
+    weighted = build_pix2pix(ROWS, 1, MODELS["tiny"], lambda_l1=3.0, gan_loss="none", recon_loss="l2",
+                             power_loss=7.0)
+    weighted.generator.set_weights(plain.generator.get_weights())
+    fake = np.asarray(plain.generator(x, training=False))
+    m_true, m_fake = (np.expm1(k * (a.astype(np.float64) + 1.0) / 2.0) for a in (y, fake))
+    sc = np.linalg.norm(m_true - m_fake) / np.linalg.norm(m_true)
+    assert float(spectral_convergence(y, fake, 100.0)) == pytest.approx(sc, rel=1e-4)
+    total_plain, total_weighted = (float(g.losses_for(x, y, training=False)[0]) for g in (plain, weighted))
+    assert total_weighted == pytest.approx(total_plain + 7.0 * sc, rel=1e-4)
+    # a silent batch divides by the floor's magnitude, not by ~0
+    silent = -np.ones((1, ROWS, 64, 1), np.float32)
+    loud = silent + 2.0 * (SC_FLOOR_DB / 100.0)  # every bin SC_FLOOR_DB over the floor: the floor's magnitude
+    reference = 10.0 ** (SC_FLOOR_DB / 20.0)
+    assert float(spectral_convergence(silent, loud, 100.0)) == pytest.approx((reference - 1.0) / reference, rel=1e-4)
+    # a bin loud half the time (u 0.8) and quiet the other half (u 0.4): L2 on the planes is least at u 0.6, the
+    # spectral convergence at a level near the loud frames', within 6 dB of it (its mean magnitude)
+    target = np.where(np.arange(64) % 2 == 0, 0.6, -0.2).astype(np.float32)  # net units of u 0.8 and 0.4
+    target = np.broadcast_to(target[None, None, :, None], (1, ROWS, 64, 1))
+    levels = np.linspace(-1.0, 1.0, 401).astype(np.float32)
+    l2 = [float(np.mean((target - c) ** 2)) for c in levels]
+    sc_levels = [float(spectral_convergence(target, np.full_like(target, c), 100.0)) for c in levels]
+    assert levels[int(np.argmin(l2))] == pytest.approx(0.2, abs=0.01)
+    assert 0.6 - 2 * 6.0 / 100.0 <= levels[int(np.argmin(sc_levels))] < 0.6
+
+
+def test_power_loss_is_recorded_and_older_runs_have_none(tmp_path):
+    from vocals2song.train import run_settings
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {"training": {"ema": 0.5}, "model": {"preset": "tiny", "norm": "instance"}}
+    (run / "config.json").write_text(json.dumps(config))
+    assert run_settings(run)["power_loss"] == 0.0  # a run from before --power-loss
+    config["training"]["power_loss"] = 3.0
+    (run / "config.json").write_text(json.dumps(config))
+    assert run_settings(run)["power_loss"] == 3.0
+
+
 def _fit_at_batch_one(norm: str, steps: int = 150) -> tuple[float, float]:
     """A tiny U-Net fitted by L1 to 4 fixed tiles (target: the input upside down), one tile per step as pix2pix
     trains: its inference-mode L1 on those tiles before and after."""

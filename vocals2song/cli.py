@@ -182,6 +182,9 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
                    "0.995, the default (0: the weights as trained).")
 @click.option("--recon-loss", type=click.Choice(list(RECON_LOSSES)), default=None,
               help="Reconstruction loss on the image planes: l2 (squared error, the default) or l1 (published).")
+@click.option("--power-loss", type=click.FloatRange(min=0), default=None,
+              help="Weight of a spectral-convergence term on the tiles' linear magnitude, which weighs the loud bins "
+                   "(default 0: off).")
 @click.option("--norm", type=click.Choice(list(NORMS)), default=None,
               help="The generator's normalisation: instance (the default; behaves the same in training and at "
                    "inference) or batch (published BatchNorm; at batch 1 it does not).")
@@ -213,7 +216,7 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--xla", is_flag=True, default=None, help="Compile the train step with XLA (helps GPUs; slower on CPUs).")
 @OPT_DEBUG
 def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, generator, phase_repr, gan_loss,
-              ema, recon_loss, norm, loudness_calibration, envelope, keep_best, keep_best_by, lambda_l1, lr, seed,
+              ema, recon_loss, power_loss, norm, loudness_calibration, envelope, keep_best, keep_best_by, lambda_l1, lr, seed,
               checkpoint_every, sample_every, log_every, resume, mixed_precision, xla, debug):
     """Train pix2pix on the paired images of DATA into the run folder RUN.
 
@@ -238,7 +241,7 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
         recorded = run_settings(run) if resume else {}  # a rerun continues the run as it was configured
         given = dict(input_subdir=input_subdir, target_subdir=target_subdir, steps=steps, batch_size=batch_size,
                      tile=tile, model=model, generator=generator, phase_repr=phase_repr, gan_loss=gan_loss,
-                     ema=ema, recon_loss=recon_loss, norm=norm, loudness_calibration=loudness_calibration, envelope=envelope,
+                     ema=ema, recon_loss=recon_loss, power_loss=power_loss, norm=norm, loudness_calibration=loudness_calibration, envelope=envelope,
                      keep_best=keep_best, keep_best_by=keep_best_by,
                      lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                      sample_every=sample_every, log_every=log_every, mixed_precision=mixed_precision, xla=xla)

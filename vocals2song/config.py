@@ -144,6 +144,9 @@ class TrainConfig:
     ema: float = 0.995
     recon_loss: str = "l2"  # RECON_LOSSES ("l1" is pix2pix's); --lambda-l1 weighs it whichever it is
     norm: str = "instance"  # NORMS: the generator's normalisation ("batch" is pix2pix's)
+    # weight of a spectral-convergence term on the tiles' linear magnitude (model.spectral_convergence): the
+    # loud bins' error, which the log planes' loss weighs no more than a quiet bin's (0: off)
+    power_loss: float = 0.0
     # powersum generators on mixtures: fit the accompaniment's loudness on training pairs at the end (loudness.py)
     loudness_calibration: bool = True
     # powersum-mean generators on mixtures: fit the accompaniment's level frame by frame from the vocals (envelope.py)

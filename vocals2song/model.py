@@ -274,12 +274,19 @@ def build_discriminator(nb_rows: int, nb_channels: int, cfg: ModelConfig) -> ker
     return keras.Model([inp, tar], x, name="discriminator")
 
 
+#: `spectral_convergence`'s least reference magnitude, in dB over the image's floor in every bin (40 dB over a floor
+#: 100 dB under a full-scale sine: -60 dB, the gate)
+SC_FLOOR_DB = 40.0
+
+
 class Pix2Pix(keras.Model):
     """The GAN: owns both networks; ``fit`` on ``(vocals, target)`` batches trains them."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, lambda_l1: float = 100.0,
-                 gan_loss: str = "bce", recon_loss: str = "l1", **kwargs):
+                 gan_loss: str = "bce", recon_loss: str = "l1", power_loss: float = 0.0, range_db: float = 100.0,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.power_loss, self.range_db = float(power_loss), float(range_db)
         if gan_loss not in GAN_LOSSES:
             raise ValueError(f"unknown GAN loss {gan_loss!r}; use one of {', '.join(GAN_LOSSES)}")
         if recon_loss not in RECON_LOSSES:
@@ -320,9 +327,12 @@ class Pix2Pix(keras.Model):
         error = ops.cast(y, "float32") - ops.cast(fake, "float32")
         # "gen_l1" names the reconstruction term whichever it is (history.csv keeps its columns)
         gen_l1 = ops.mean(ops.square(error)) if self.recon_loss == "l2" else ops.mean(ops.abs(error))
+        recon = self.lambda_l1 * gen_l1
+        if self.power_loss:
+            recon = recon + self.power_loss * spectral_convergence(y, fake, self.range_db)
         if self.gan_loss == "none":
             zero = ops.zeros((), "float32")
-            return self.lambda_l1 * gen_l1, zero, gen_l1, zero
+            return recon, zero, gen_l1, zero
         real_logits = ops.cast(self.discriminator([x, y], training=training), "float32")
         fake_logits = ops.cast(self.discriminator([x, fake], training=training), "float32")
         if self.gan_loss == "lsgan":  # least squares (Mao et al. 2017): real -> 1, fake -> 0
@@ -332,7 +342,7 @@ class Pix2Pix(keras.Model):
             gen_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
             disc = self.bce(ops.ones_like(real_logits), real_logits) + self.bce(ops.zeros_like(fake_logits),
                                                                                fake_logits)
-        gen_total = gen_gan + self.lambda_l1 * gen_l1
+        gen_total = gen_gan + recon
         return gen_total, gen_gan, gen_l1, disc
 
     def train_step(self, data):
@@ -390,6 +400,26 @@ class Pix2Pix(keras.Model):
         return {name: ops.reshape(t.result(), (1,)) if multi else t.result() for name, t in trackers.items()}
 
 
+def spectral_convergence(y, fake, range_db: float):
+    """The batch's spectral convergence on channel 0, the magnitude plane (net units ``x = 2u - 1``):
+    ``||M_y - M_fake|| / ||M_y||`` over every tile of the batch, with ``M = 10**(range_db * u / 20) - 1``, the linear
+    magnitude over the floor's (0 at the floor). mrstft's linear half: it weighs each bin by its loudness, where the
+    log planes' loss weighs a silent bin as much as a loud one, and so pulls the loud bins' level toward their mean
+    power rather than the median level a log loss settles on.
+
+    ``||M_y||`` is at least `SC_FLOOR_DB` over the floor in every bin: a nearly silent batch (a song's end) must not
+    divide by nearly 0 (per tile, one such tile made the loss 1e6 within 20 steps)."""
+    k = range_db * float(np.log(10.0)) / 20.0
+
+    def magnitude(x):
+        return ops.expm1(k * (ops.cast(x[..., :1], "float32") + 1.0) * 0.5)
+
+    m_true, m_fake = magnitude(y), magnitude(fake)
+    bins = ops.cast(ops.size(m_true), "float32")
+    floor = 10.0 ** (SC_FLOOR_DB / 20.0) * ops.sqrt(bins)
+    return ops.sqrt(ops.sum(ops.square(m_true - m_fake))) / ops.maximum(ops.sqrt(ops.sum(ops.square(m_true))), floor)
+
+
 def make_optimizer(lr: float, mixed_precision: bool = False, ema: float = 0.0) -> keras.optimizers.Optimizer:
     """Adam(lr, beta_1 0.5), as published; with ``ema`` > 0 it also keeps a moving average of the weights it
     trains, with that momentum (`Pix2Pix.averaged`)."""
@@ -400,13 +430,14 @@ def make_optimizer(lr: float, mixed_precision: bool = False, ema: float = 0.0) -
 def build_pix2pix(nb_rows: int, nb_channels: int, cfg: ModelConfig, lambda_l1: float = 100.0, lr: float = 2e-4,
                   mixed_precision: bool = False, jit_compile: bool = False, generator: str = "unet",
                   range_db: float = 100.0, gan_loss: str = "bce", prior: list[float] | None = None,
-                  recon_loss: str = "l1", norm: str = "batch", ema: float = 0.0) -> Pix2Pix:
+                  recon_loss: str = "l1", norm: str = "batch", ema: float = 0.0, power_loss: float = 0.0) -> Pix2Pix:
     """Build and compile the GAN (inside the current distribution strategy's scope). ``norm`` is the generator's
     normalisation (`normalization`); the discriminator keeps BatchNorm, which only training runs. ``ema``: the
-    momentum of the moving average of the generator's weights (0: none)."""
+    momentum of the moving average of the generator's weights (0: none). ``power_loss``: the weight of
+    `spectral_convergence` in the generator's loss (0: none)."""
     gan = Pix2Pix(build_generator(nb_rows, nb_channels, cfg, generator, range_db, prior, norm),
                   build_discriminator(nb_rows, nb_channels, cfg), lambda_l1=lambda_l1, gan_loss=gan_loss,
-                  recon_loss=recon_loss)
+                  recon_loss=recon_loss, power_loss=power_loss, range_db=range_db)
     gan.compile(g_optimizer=make_optimizer(lr, mixed_precision, ema), d_optimizer=make_optimizer(lr, mixed_precision),
                 jit_compile=jit_compile)
     gan.g_optimizer.build(gan.generator.trainable_variables)

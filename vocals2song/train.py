@@ -185,6 +185,7 @@ def run_settings(run: str | os.PathLike) -> dict:
         settings["norm"] = config["model"].get("norm", "batch")  # runs from before --norm used BatchNorm
         settings.setdefault("keep_best_by", "val_l1")  # runs from before val_lsd kept the lowest val_l1
         settings.setdefault("ema", 0.0)  # and runs from before --ema had no average
+        settings.setdefault("power_loss", 0.0)
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     return settings
@@ -572,7 +573,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
         gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr,
                             mixed_precision=policy == "mixed_float16", jit_compile=cfg.xla,
                             generator=cfg.generator, range_db=pairs.meta.range_db, gan_loss=cfg.gan_loss, prior=prior,
-                            recon_loss=cfg.recon_loss, norm=cfg.norm, ema=cfg.ema)
+                            recon_loss=cfg.recon_loss, norm=cfg.norm, ema=cfg.ema, power_loss=cfg.power_loss)
         checkpoint = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
                                          g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer)
     ckpt_dir = run / "checkpoints" if is_chief else Path(tempfile.mkdtemp(prefix="vocals2song-worker-"))
