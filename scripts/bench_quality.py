@@ -79,15 +79,20 @@ VARIANTS: dict[str, list[str]] = {
                    "--keep-best-by", "val_l1", "--recon-loss", "l2"],
     # the default recipe since 2026-11-22's fourth session (whatever the defaults are now)
     "default": ["--generator", "powersum-mean", "--phase-repr", "none", "--keep-best"],
+    # the default recipe with a spectral-convergence term (--power-loss, sixth session): the generator learns the
+    # loudness the log planes' loss leaves to the calibration; no envelope, and its last weights (val_lsd, which
+    # --keep-best minimises, does not see what the term buys)
+    "power": ["--generator", "powersum-mean", "--phase-repr", "none", "--power-loss", "10", "--no-envelope",
+              "--no-keep-best"],
     # no discriminator: L2 regression on batches of 4, Adam 1e-4, instance norm, and the moving average of the
     # weights validated and kept (--ema): the first recipe whose val_lsd fell below the start's and stayed there
     "regression": ["--generator", "powersum-mean", "--phase-repr", "none", "--gan-loss", "none", "--recon-loss", "l2",
                    "--lambda-l1", "1", "--batch-size", "4", "--lr", "1e-4", "--norm", "instance", "--ema", "0.995",
                    "--keep-best"],
 }
-#: pix2pix's training, which every variant but "default" and "regression" pins (the defaults until 2026-11-22's fourth
-#: session); a variant's own flags come after it, and the last of a repeated flag wins
-VARIANTS = {name: flags if name in ("default", "regression") else [*cli_flags(PIX2PIX_TRAINING), *flags]
+#: pix2pix's training, which every variant but "default", "regression" and "power" pins (the defaults until
+#: 2026-11-22's fourth session); a variant's own flags come after it, and the last of a repeated flag wins
+VARIANTS = {name: flags if name in ("default", "regression", "power") else [*cli_flags(PIX2PIX_TRAINING), *flags]
             for name, flags in VARIANTS.items()}
 #: (report key, column title, format)
 COLUMNS = (("lsd", "lsd", "{:.2f}"), ("mrstft", "mrstft", "{:.3f}"), ("si_sdr", "SI-SDR", "{:.1f}"),

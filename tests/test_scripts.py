@@ -149,3 +149,20 @@ def test_recalibrate_refits_what_it_is_asked_to(train_data, trained_run, tmp_pat
                                 text=True)
         assert result.returncode != 0 and result.stderr.startswith("Error:") and "Traceback" not in result.stderr
     assert not (tmp_path / "unet").exists()
+
+
+def test_every_bench_quality_variant_is_a_valid_train_command():
+    """Each variant's flags parse as `vocals2song train` options (a misspelt flag would fail only hours into a
+    benchmark), and the power variant asks for what its comment says."""
+    import importlib.util
+
+    from vocals2song.cli import train_cmd
+
+    spec = importlib.util.spec_from_file_location("bench_quality", SCRIPTS / "bench_quality.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for name, flags in bench.VARIANTS.items():
+        ctx = train_cmd.make_context("train", ["DATA", "RUN", *flags], resilient_parsing=False)
+        assert ctx.params["run"] == "RUN", name
+    power = train_cmd.make_context("train", ["DATA", "RUN", *bench.VARIANTS["power"]]).params
+    assert power["power_loss"] == 10.0 and power["envelope"] is False and power["keep_best"] is False
