@@ -400,7 +400,7 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     kept_pred = np.asarray(kept(x, training=False))
     assert _tile_lsd(kept_pred, y) == pytest.approx(best["val_lsd"], rel=1e-4)
     error = kept_pred - y  # val_l1 holds the reconstruction loss: the default is L2
-    assert config["training"]["recon_loss"] == "l2"
+    assert config["training"]["recon_loss"] == "l2" and config["training"]["power_loss"] == 0.0  # recorded, off
     assert float(np.mean(np.square(error))) == pytest.approx(best["val_l1"], rel=1e-4)
     # the untrained start (its last layer is zero: the prior, whatever the seed) is a candidate too; at this
     # learning rate every later row is worse than it

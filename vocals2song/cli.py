@@ -216,8 +216,8 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @click.option("--xla", is_flag=True, default=None, help="Compile the train step with XLA (helps GPUs; slower on CPUs).")
 @OPT_DEBUG
 def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, generator, phase_repr, gan_loss,
-              ema, recon_loss, power_loss, norm, loudness_calibration, envelope, keep_best, keep_best_by, lambda_l1, lr, seed,
-              checkpoint_every, sample_every, log_every, resume, mixed_precision, xla, debug):
+              ema, recon_loss, power_loss, norm, loudness_calibration, envelope, keep_best, keep_best_by, lambda_l1,
+              lr, seed, checkpoint_every, sample_every, log_every, resume, mixed_precision, xla, debug):
     """Train pix2pix on the paired images of DATA into the run folder RUN.
 
     DATA is a sound2image dataset (train/ and valid/ of vocals/ and mixture/ images) or any folder with
@@ -241,9 +241,9 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
         recorded = run_settings(run) if resume else {}  # a rerun continues the run as it was configured
         given = dict(input_subdir=input_subdir, target_subdir=target_subdir, steps=steps, batch_size=batch_size,
                      tile=tile, model=model, generator=generator, phase_repr=phase_repr, gan_loss=gan_loss,
-                     ema=ema, recon_loss=recon_loss, power_loss=power_loss, norm=norm, loudness_calibration=loudness_calibration, envelope=envelope,
-                     keep_best=keep_best, keep_best_by=keep_best_by,
-                     lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
+                     ema=ema, recon_loss=recon_loss, power_loss=power_loss, norm=norm,
+                     loudness_calibration=loudness_calibration, envelope=envelope, keep_best=keep_best,
+                     keep_best_by=keep_best_by, lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                      sample_every=sample_every, log_every=log_every, mixed_precision=mixed_precision, xla=xla)
         default = TrainConfig()
         taken = [k for k, v in given.items() if v is None and recorded.get(k, getattr(default, k)) != getattr(default, k)]
