@@ -43,8 +43,10 @@ def sign_test(wins: int, losses: int) -> float:
 def compare(a: dict, b: dict, est_a: str = "model", est_b: str = "model",
             metrics: tuple[str, ...] = METRICS) -> list[dict]:
     """Per metric: items, A's wins and losses, median and mean of A - B (of |A| - |B| for loudness), sign p."""
+    from vocals2song.evaluate import track_of
+
     by_name = {item["name"]: item for item in b["items"] if est_b in item}
-    pairs = [(item.get("track") or item["name"], item[est_a], by_name[item["name"]][est_b]) for item in a["items"]
+    pairs = [(track_of(item), item[est_a], by_name[item["name"]][est_b]) for item in a["items"]
              if est_a in item and item["name"] in by_name]
     if not pairs:
         raise SystemExit(f"Error: no item has both {est_a} in A and {est_b} in B (are they reports of one split?)")

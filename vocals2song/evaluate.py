@@ -192,11 +192,16 @@ def _counts_table(title: str, paired: dict[str, dict[str, int]], metrics_order: 
                     if all(m in paired[b] for b in paired)]
 
 
+def track_of(item: dict) -> str:
+    """A report item's track (an item without one is a track of its own)."""
+    return item.get("track") or item["name"]
+
+
 def _by_track(items: list[dict]) -> dict[str, list[dict]]:
-    """Items grouped by their track (an item without one is a track of its own)."""
+    """Items grouped by their track (`track_of`)."""
     groups: dict[str, list[dict]] = {}
     for item in items:
-        groups.setdefault(item.get("track") or item["name"], []).append(item)
+        groups.setdefault(track_of(item), []).append(item)
     return groups
 
 

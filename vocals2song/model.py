@@ -409,7 +409,7 @@ def spectral_convergence(y, fake, range_db: float):
 
     ``||M_y||`` is at least `SC_FLOOR_DB` over the floor in every bin: a nearly silent batch (a song's end) must not
     divide by nearly 0 (normalised per tile, one such tile made the loss 6.5e6 within 20 steps)."""
-    k = range_db * float(np.log(10.0)) / 20.0
+    k = power_scale(range_db) / 2.0  # magnitude, not power
 
     def magnitude(x):
         return ops.expm1(k * (ops.cast(x[..., :1], "float32") + 1.0) * 0.5)
