@@ -1,7 +1,8 @@
 """The quality benchmark: train model variants on rendered Bach chorales and score them on unseen tunes.
 
 1. The corpus: ``--corpus DIR`` if it holds one already, else ``vocals2song chorales WORK/chorales --limit N``
-   (``--limit``, default 60). Test tunes never occur in training (the chorales command splits by tune).
+   (``--limit``, default 60; ``--band``, default random). Test tunes never occur in training (the chorales command
+   splits by tune). Nothing is rendered when ``WORK/dataset`` exists.
 2. The dataset: ``vocals2song sound2image`` with its defaults (15 s segments, rgb8) into ``WORK/dataset``.
 3. Each variant of ``--variants`` is trained with the same budget (``--model``, ``--steps``) into
    ``WORK/runs/<variant>`` through the CLI (a rerun resumes or skips a finished run), then scored with
@@ -13,7 +14,7 @@
    the model), and for each variant the items on which it beats the mean accompaniment (lsd, mrstft; what
    `evaluate`'s verdict counts). Printed, and written to ``WORK/quality.md``.
 
-    python scripts/bench_quality.py [--work WORK] [--corpus DIR] [--limit 60] [--model small] [--steps 3000]
+    python scripts/bench_quality.py [--work WORK] [--corpus DIR] [--limit 60] [--band random] [--model small] [--steps 3000]
         [--variants published,powersum,...] [--phase model]
 """
 
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=Path("datasets/quality"), help="Folder for everything.")
     parser.add_argument("--corpus", type=Path, default=None, help="A rendered chorale corpus to reuse.")
     parser.add_argument("--limit", type=int, default=60, help="Chorales to render when there is no corpus.")
+    parser.add_argument("--band", default="random", help="chorales --band, when there is no corpus: random or fixed.")
     parser.add_argument("--model", default="small")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--variants", default="published,gan-default,default",
@@ -169,11 +171,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     work = args.work
     corpus = args.corpus or work / "chorales"
-    if not (corpus / "chorales.json").is_file():
-        print(f"rendering {args.limit} chorales into {corpus}", flush=True)
-        cli("chorales", str(corpus), "--limit", str(args.limit))
     dataset = work / "dataset"
     if not (dataset / "dataset.json").is_file() or not (dataset / "test").is_dir():
+        if not (corpus / "chorales.json").is_file():  # only for a dataset to make: a tree is never rendered over
+            print(f"rendering {args.limit} chorales into {corpus}", flush=True)
+            cli("chorales", str(corpus), "--limit", str(args.limit), "--band", args.band)
         print(f"sound2image {corpus} -> {dataset}", flush=True)
         cli("sound2image", str(corpus), str(dataset))
     excluded = f" without {args.exclude}" if args.exclude else ""

@@ -22,7 +22,7 @@ random one elsewhere (`baselines.song_phase`). Rows:
 It prints medians of lsd, mrstft, loudness and harmony, and on how many tracks (each track's items averaged) a row
 is better than ``mean_accompaniment`` on lsd and mrstft.
 
-    python scripts/oracle_chorales.py DATASET [--split test] [--bands 6] [--tracks N]
+    python scripts/oracle_chorales.py DATASET [--split test] [--bands 6] [--tracks N] [--band fixed]
 
 Needs FluidSynth and the SoundFont `chorales` uses. 38 tracks of the 172 chorales take about 5 minutes on 2 cores.
 """
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from vocals2song import audio, baselines, chorales, codec, metrics
-from vocals2song.config import ChoralesConfig
+from vocals2song.config import BANDS, ChoralesConfig
 from vocals2song.data import match_pairs
 from vocals2song.errors import Vocals2SongError
 
@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", help="the split to score (default test)")
     parser.add_argument("--bands", type=int, default=6, help="random bands the notes are rendered on (default 6)")
     parser.add_argument("--tracks", type=int, default=None, help="score only the first N tracks")
+    parser.add_argument("--band", choices=BANDS, default="random",
+                        help="the band the corpus was rendered with (`chorales --band`; default random)")
     args = parser.parse_args(argv)
     if args.bands < 1:
         parser.error("--bands must be at least 1")
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         for _, voc_path, tar_path in pairs:
             item = Item(voc_path, tar_path, target)
             by_track.setdefault(item.track, []).append(item)
-        plans = {p.name: p for p in chorales.plan_tracks()}
+        plans = {p.name: p for p in chorales.plan_tracks(band=args.band)}
         unknown = sorted(t for t in by_track if t not in plans)
         if unknown:
             raise Vocals2SongError(f"{len(unknown)} tracks are not `chorales` tracks (first: {unknown[0]!r}); this "

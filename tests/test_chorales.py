@@ -17,6 +17,7 @@ import soundfile as sf
 
 from conftest import files_bytes
 from vocals2song import chorales, fluidsynth
+from vocals2song.errors import Vocals2SongError
 
 #: a low rate keeps the renders fast; FluidSynth and the tree work the same at 44.1 kHz
 SR = 16000
@@ -205,6 +206,38 @@ def test_settings_come_from_the_name():
     tempos = {chorales.track_settings(c.name)["tempo_bpm"] for c in chorales.corpus_chorales()}
     programs = {chorales.track_settings(c.name)["programs"]["alto"] for c in chorales.corpus_chorales()}
     assert len(tempos) > 10 and programs == set(chorales.OTHER_PROGRAMS)
+
+
+def test_a_fixed_band_changes_only_the_accompaniments_instruments_pans_and_levels():
+    random_plans, fixed_plans = chorales.plan_tracks(), chorales.plan_tracks(band="fixed")
+    assert [(p.name, p.split, p.tune) for p in random_plans] == [(p.name, p.split, p.tune) for p in fixed_plans]
+    band = {"programs": ("alto", "tenor", "bass"), "pans": ("alto", "tenor", "bass"), "gains_db": ("bass", "other")}
+    for r, f in zip(random_plans, fixed_plans, strict=True):
+        for key, value in f.settings.items():
+            kept = {k: v for k, v in value.items() if k not in band.get(key, ())} if isinstance(value, dict) else value
+            assert kept == ({k: v for k, v in r.settings[key].items() if k not in band.get(key, ())}
+                            if isinstance(value, dict) else r.settings[key])
+        assert {key: {k: f.settings[key][k] for k in parts} for key, parts in band.items()} == chorales.FIXED_BAND
+    assert len({p.settings["programs"]["bass"] for p in random_plans}) > 1  # random: each track its own
+    with pytest.raises(Vocals2SongError, match="--band"):
+        chorales.track_settings("Bach - BWV 2.6", band="house")
+
+
+def test_the_band_is_recorded_and_a_tree_keeps_its_own(tree, tmp_path, run_cli):
+    """A random tree's manifest is what it was before --band (no entry), so older trees still resume; a rerun
+    with another band is refused; a fixed tree records its band and plays it."""
+    assert "band" not in json.loads((tree / chorales.MANIFEST).read_text())["params"]
+    before = files_bytes(tree)
+    result = run_cli("chorales", tree, *ARGS, "--band", "fixed")
+    assert result.exit_code == 2 and "(band)" in result.output and files_bytes(tree) == before
+    out = tmp_path / "fixed"
+    result = run_cli("chorales", out, "--limit", "1", "--sr", str(SR), "--band", "fixed", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / chorales.MANIFEST).read_text())
+    assert manifest["params"]["band"] == "fixed"
+    (track,) = manifest["tracks"].values()
+    assert {k: track["settings"]["programs"][k] for k in ("alto", "tenor", "bass")} == \
+        chorales.FIXED_BAND["programs"]
 
 
 def test_fermatas_hold_and_delay_what_follows():

@@ -13,9 +13,10 @@ Tracks are split by tune, not by BWV number: chorales whose soprano openings mat
 interval fingerprint) form one group, and a group lies in one split. The `train` tracks that ``mus.yaml``
 lists as validation tracks go to ``valid/`` in `sound2image`, as musdb's own list does for MUSDB18.
 
-Each track's tempo, transposition, instruments and levels come from a seed hashed from its name, and every
-part is rendered by a fresh synthesizer, so reruns write identical bytes. Tracks are rendered in a process
-pool, each WAV is written atomically and ``chorales.json`` after every finished track, so a killed run resumes.
+Each track's tempo, transposition, instruments and levels come from a seed hashed from its name (with ``--band
+fixed`` the accompaniment's instruments, pans and levels are one band's for every track), and every part is
+rendered by a fresh synthesizer, so reruns write identical bytes. Tracks are rendered in a process pool, each WAV
+is written atomically and ``chorales.json`` after every finished track, so a killed run resumes.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Callable
 import numpy as np
 
 from vocals2song import fluidsynth
-from vocals2song.config import ChoralesConfig
+from vocals2song.config import BANDS, ChoralesConfig
 from vocals2song.errors import Vocals2SongError, run_pool
 from vocals2song.files import atomic_path, is_partial, read_manifest, write_bytes_atomic
 from vocals2song.sound2image import MUSDB_SETUP_FILE
@@ -68,6 +69,10 @@ OTHER_PROGRAMS = {"piano": 0, "electric_piano": 4, "harpsichord": 6, "church_org
 #: bass programs and the octave shift they play the bass part at (bass guitars sound an octave down)
 BASS_PROGRAMS = {"acoustic_bass": (32, -12), "finger_bass": (33, -12), "fretless_bass": (35, -12),
                  "cello": (42, 0), "contrabass": (43, -12), "organ_pedal": (19, -12)}
+#: ``--band fixed``: every track's accompaniment on these instruments, pans and levels
+FIXED_BAND = {"programs": {"alto": "piano", "tenor": "piano", "bass": "acoustic_bass"},
+              "pans": {"alto": -0.25, "tenor": 0.25, "bass": 0.0},
+              "gains_db": {"bass": 0.0, "other": -3.0}}
 
 
 @dataclass(frozen=True)
@@ -237,14 +242,18 @@ def select(chorales: list[TrackPlan], limit: int | None) -> list[TrackPlan]:
     return sorted(chosen, key=lambda t: _natural_key(t.name))
 
 
-def track_settings(name: str) -> dict:
-    """Tempo, transposition, instruments, pans, velocities and levels: a pure function of the track name."""
+def track_settings(name: str, band: str = "random") -> dict:
+    """Tempo, transposition, instruments, pans, velocities and levels: a pure function of the track name; with
+    ``band`` "fixed", the accompaniment's instruments, pans and levels are `FIXED_BAND`'s instead (the draws are
+    made all the same, so the rest is what "random" gives)."""
+    if band not in BANDS:
+        raise Vocals2SongError(f"--band must be one of {', '.join(BANDS)}, not {band!r}", usage=True)
     rng = random.Random(_hash(name))
     voice = rng.choice(sorted(VOICE_PROGRAMS))
     alto = rng.choice(sorted(OTHER_PROGRAMS))
     tenor = alto if rng.random() < 0.5 else rng.choice(sorted(OTHER_PROGRAMS))
     bass = rng.choice(sorted(BASS_PROGRAMS))
-    return {
+    settings = {
         "tempo_bpm": rng.randrange(60, 97, 2),
         "transpose": rng.randint(-4, 4),
         "fermata_hold_beats": rng.choice([0.5, 1.0, 1.0, 1.5]),
@@ -254,14 +263,19 @@ def track_settings(name: str) -> dict:
         "velocities": {p: rng.randint(80, 110) for p in ("soprano", "alto", "tenor", "bass")},
         "gains_db": {"vocals": 0.0, "bass": round(rng.uniform(-3.0, 3.0), 1), "other": round(rng.uniform(-6.0, 0.0), 1)},
     }
+    if band == "fixed":
+        for key, values in FIXED_BAND.items():
+            settings[key].update(values)
+    return settings
 
 
-def plan_tracks(limit: int | None = None) -> list[TrackPlan]:
-    """Every track to render, with its split and settings. The splits are decided on the whole corpus, so a
-    track keeps its split whatever ``limit`` is."""
+def plan_tracks(limit: int | None = None, band: str = "random") -> list[TrackPlan]:
+    """Every track to render, with its split and settings (``band``: see `track_settings`). The splits are decided
+    on the whole corpus, so a track keeps its split whatever ``limit`` is."""
     chorales = corpus_chorales()
     splits, tunes = assign_splits(chorales), tune_groups(chorales)
-    plans = [TrackPlan(c.name, c.source, tunes[c.name], splits[c.name], track_settings(c.name)) for c in chorales]
+    plans = [TrackPlan(c.name, c.source, tunes[c.name], splits[c.name], track_settings(c.name, band))
+             for c in chorales]
     return select(plans, limit)
 
 
@@ -394,8 +408,11 @@ def _sha256(path: Path) -> str:
 
 def manifest_params(cfg: ChoralesConfig, soundfont: Path) -> dict:
     """What decides the bytes of every WAV (and which tracks there are): a rerun must use the same."""
-    return {"version": RENDER_VERSION, "sr": cfg.sr, "subtype": "PCM_16", "limit": cfg.limit,
-            "soundfont_sha256": _sha256(soundfont)}
+    params = {"version": RENDER_VERSION, "sr": cfg.sr, "subtype": "PCM_16", "limit": cfg.limit,
+              "soundfont_sha256": _sha256(soundfont)}
+    if cfg.band != "random":  # trees rendered before --band have no entry, and are random
+        params["band"] = cfg.band
+    return params
 
 
 def load_manifest(out: Path) -> dict | None:
@@ -455,6 +472,8 @@ def check_config(cfg: ChoralesConfig) -> Path:
         raise Vocals2SongError("--workers must be at least 1", usage=True)
     if cfg.limit is not None and cfg.limit < 1:
         raise Vocals2SongError("--limit must be at least 1", usage=True)
+    if cfg.band not in BANDS:
+        raise Vocals2SongError(f"--band must be one of {', '.join(BANDS)}", usage=True)
     fluidsynth.library()
     return fluidsynth.check_soundfont(cfg.soundfont)
 
@@ -476,7 +495,7 @@ def render_chorales(out: str | os.PathLike, cfg: ChoralesConfig | None = None,
             raise Vocals2SongError(f"holds chorales rendered with other settings ({', '.join(changed)}); use another "
                                    "OUT, or the same options as before to resume", out / MANIFEST, usage=True)
         done_info = {n: {"seconds": t["seconds"]} for n, t in old.get("tracks", {}).items()}
-    plans = plan_tracks(cfg.limit)
+    plans = plan_tracks(cfg.limit, cfg.band)
     done_info = {n: v for n, v in done_info.items() if any(p.name == n and _complete(out, p) for p in plans)}
     todo = [p for p in plans if p.name not in done_info]
     reused = len(plans) - len(todo)

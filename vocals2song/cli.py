@@ -14,8 +14,9 @@ from pathlib import Path
 import click
 
 from vocals2song import __version__
-from vocals2song.config import (CONTAINERS, FORMATS, GAN_LOSSES, GENERATORS, KEEP_BEST_BY, MODELS, NORMS, PHASE_REPRS,
-                                RECON_LOSSES, TAILS, TARGETS, ChoralesConfig, CodecConfig, DatasetConfig, TrainConfig, replace_given)
+from vocals2song.config import (BANDS, CONTAINERS, FORMATS, GAN_LOSSES, GENERATORS, KEEP_BEST_BY, MODELS, NORMS,
+                                PHASE_REPRS, RECON_LOSSES, TAILS, TARGETS, ChoralesConfig, CodecConfig, DatasetConfig,
+                                TrainConfig, replace_given)
 from vocals2song.errors import Vocals2SongError
 
 # Options are defined once and shared by every command that takes them. Defaults live in config.py:
@@ -377,9 +378,13 @@ def evaluate_cmd(run, data, out, split, phase, debug):
 @click.option("--soundfont", type=click.Path(path_type=str), default=None,
               help="General MIDI SoundFont (default /usr/share/sounds/sf2/FluidR3_GM.sf2, from fluid-soundfont-gm).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel processes (default: CPU count).")
+@click.option("--band", type=click.Choice(list(BANDS)), default=None,
+              help="The accompaniment's instruments, pans and levels: random (default: each track's own, drawn from "
+                   "its name, which the vocals cannot tell) or fixed (one band for every track: piano on alto and "
+                   "tenor, acoustic bass; what is left to learn is the music).")
 @OPT_SR
 @OPT_DEBUG
-def chorales_cmd(out, limit, soundfont, workers, sr, debug):
+def chorales_cmd(out, limit, soundfont, workers, band, sr, debug):
     """Render music21's four-part Bach chorales with FluidSynth into a MUSDB18-HQ tree in OUT.
 
     OUT/{train,test}/<track>/ get vocals.wav (the soprano on a voice program), bass.wav (the bass part),
@@ -394,13 +399,14 @@ def chorales_cmd(out, limit, soundfont, workers, sr, debug):
     Examples:
       vocals2song chorales datasets/chorales
       vocals2song chorales datasets/chorales60 --limit 60 --workers 2
+      vocals2song chorales datasets/chorales_fixed --band fixed
       vocals2song chorales datasets/chorales --soundfont ~/sf2/MuseScore_General.sf2
       vocals2song sound2image datasets/chorales datasets/chorales_img
     """
     from vocals2song.chorales import describe, render_chorales
 
     with _errors(debug):
-        cfg = replace_given(ChoralesConfig(), limit=limit, soundfont=soundfont, workers=workers, sr=sr)
+        cfg = replace_given(ChoralesConfig(), limit=limit, soundfont=soundfont, workers=workers, sr=sr, band=band)
         summary = render_chorales(out, cfg, progress=_progress("Rendering chorales"))
         click.echo(f"{out}: {describe(summary)}")
         _report_failures([(r.error, r.traceback) for r in summary.failed], debug,

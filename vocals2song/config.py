@@ -29,6 +29,9 @@ RECON_LOSSES = ("l1", "l2")
 NORMS = ("batch", "instance")
 #: what --keep-best minimises on the validation tiles: the log-spectral distance in dB, or the reconstruction loss
 KEEP_BEST_BY = ("val_lsd", "val_l1")
+#: `chorales`' accompaniment: each track's own instruments, pans and levels drawn from its name (the vocals cannot
+#: tell them), or one band for every track (the instruments known: what is left to learn is the music)
+BANDS = ("random", "fixed")
 #: how the network sees the phase: as stored, as instantaneous frequency (GANSynth), or not at all
 PHASE_REPRS = ("angle", "if", "none")
 
@@ -85,12 +88,13 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class ChoralesConfig:
-    """How `chorales` renders the Bach chorales. ``limit``: how many (None: all 365)."""
+    """How `chorales` renders the Bach chorales. ``limit``: how many (None: all 365). ``band``: `BANDS`."""
 
     sr: int = 44100
     soundfont: str = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # Debian's fluid-soundfont-gm
     limit: int | None = None
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    band: str = "random"
 
 
 @dataclass(frozen=True)
