@@ -4,9 +4,10 @@
 they are worth, this copies RUN's `config.json` and generators to OUT (no checkpoints, no logs) and fits them again
 on DATA's training pairs: with a louder or quieter aim (``--quietest-db``, `loudness.QUIETEST_DB` by default),
 without the envelope (``--no-envelope``), or without either (``--no-envelope --no-loudness``: the generator alone).
-Then ``vocals2song evaluate OUT DATA`` scores it, and ``scripts/compare_reports.py`` compares it with RUN's report.
+As `train` does, it keeps the envelope only where DATA's validation songs are nearer the truth with it
+(``--no-check``: keep it anyway). Then ``vocals2song evaluate OUT DATA`` scores it, and ``scripts/compare_reports.py`` compares it with RUN's report.
 
-    python scripts/recalibrate.py RUN DATA OUT [--quietest-db -2.0] [--no-envelope] [--no-loudness]
+    python scripts/recalibrate.py RUN DATA OUT [--quietest-db -2.0] [--no-envelope] [--no-loudness] [--no-check]
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the loudness gain's aim, in dB under the true songs (default {loudness.QUIETEST_DB})")
     parser.add_argument("--no-envelope", action="store_true", help="fit no envelope")
     parser.add_argument("--no-loudness", action="store_true", help="fit no loudness gain")
+    parser.add_argument("--no-check", action="store_true",
+                        help="keep the envelope without checking it on the validation pairs (as before the check)")
     args = parser.parse_args(argv)
 
     config_path = args.run / "config.json"
@@ -52,17 +55,23 @@ def main(argv: list[str] | None = None) -> int:
     staging.mkdir(parents=True)
     for name in {"generator.keras", config["generator"]}:
         shutil.copy2(args.run / name, staging / name)
-    for key in ("envelope", "loudness"):
+    for key in ("envelope", "envelope_check", "loudness"):
         config.pop(key, None)
     (staging / "config.json").write_text(json.dumps(config, indent=1))
     fitted = calibrate(load_predictor(staging), pairs.train, fit_envelope=not args.no_envelope,
-                       fit_loudness=not args.no_loudness, quietest_db=args.quietest_db)
+                       fit_loudness=not args.no_loudness, quietest_db=args.quietest_db,
+                       check=None if args.no_check else pairs.valid)
     config.update(fitted)
     (staging / "config.json").write_text(json.dumps(config, indent=1))
     staging.rename(args.out)  # the folder appears whole or not at all
+    if "envelope_check" in fitted:
+        from vocals2song.envelope import describe_check
+
+        print(f"{args.out}: {describe_check(fitted['envelope_check'])}")
     print(f"{args.out}: " + (", ".join(
         f"{key} fitted" + (f" (accompaniment {fitted[key]['alpha_db']:+.2f} dB at its loudest bin)"
-                           if key == "loudness" else "") for key in fitted) or "nothing fitted: the generator alone"))
+                           if key == "loudness" else "") for key in fitted if key != "envelope_check")
+        or "nothing fitted: the generator alone"))
     return 0
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import SR
-from vocals2song import audio, baselines, codec, metrics, transforms
+from vocals2song import audio, baselines, codec, loudness, metrics, transforms
 from vocals2song.config import MODELS, CodecConfig
 from vocals2song.predict import Predictor, predict_song
 from vocals2song.train import codec_meta
@@ -476,6 +476,50 @@ def test_the_envelope_is_the_mean_accompaniments_whatever_the_generator(train_da
     assert fits[0]["envelope"]["weights"] == fits[1]["envelope"]["weights"]
     assert fits[0]["envelope"]["frames"] > 100
     assert fits[1]["loudness"]["alpha_db"] < fits[0]["loudness"]["alpha_db"]
+
+
+def test_the_envelope_is_kept_only_where_it_brings_validation_songs_nearer(train_data):
+    """With validation pairs to check on, `predict.calibrate` leaves the envelope out for a generator that already
+    makes the true songs (the envelope, fitted for the mean accompaniment, would only move their frames' levels),
+    and keeps it where it costs nothing (a generator that adds nothing: the envelope scales nothing). On chorales
+    with one band for every track, the trained generator alone beat the mean on all 38 test tracks, and the
+    envelope made it lose on mrstft (docs/quality-log.md)."""
+    from vocals2song.baselines import read_image_meta
+    from vocals2song.data import find_pairs
+    from vocals2song.predict import calibrate
+
+    pairs = find_pairs(train_data, "vocals", None)
+    config = _config("none", "powersum-mean", tile=256)
+    stats = baselines.stats_from_images([(p.name, p.input, p.target) for p in pairs.train], "mixture")
+    config["model"]["prior"] = baselines.prior_rows(stats, config["codec"]["top_db"], config["codec"]["range_db"])
+    meta = codec_meta(config)
+
+    class Known(Predictor):
+        """A predictor whose song for each pair's vocals is given."""
+
+        def __init__(self, songs):
+            super().__init__(config, meta, None, 256)
+            self.songs = songs
+
+        def planes(self, x):
+            return self.songs[x.tobytes()], None
+
+    truth, vocals = {}, {}
+    for pair in pairs.train + pairs.valid:
+        pixels, vocals_meta = read_image_meta(pair.input, meta)
+        key = transforms.pixels_to_net(pixels, meta.format, "none").tobytes()
+        truth[key] = codec.decode_planes(*read_image_meta(pair.target, meta))[0]
+        vocals[key] = codec.decode_planes(pixels, vocals_meta)[0]
+    oracle = calibrate(Known(truth), pairs.train, check=pairs.valid)
+    check = oracle["envelope_check"]
+    assert not check["kept"] and "envelope" not in oracle and check["pairs"] == len(pairs.valid)
+    # without: only the power sum's clipping where the mixture is under the vocals (0.36 dB when written)
+    assert check["lsd_without_db"] < min(0.5, check["lsd_with_db"])
+    silent = calibrate(Known(vocals), pairs.train, check=pairs.valid)
+    assert silent["envelope_check"]["kept"] and "envelope" in silent
+    assert silent["envelope_check"]["lsd_with_db"] == silent["envelope_check"]["lsd_without_db"] > 1.0
+    unchecked = calibrate(Known(truth), pairs.train)  # no check asked: kept, as before the check
+    assert "envelope_check" not in unchecked and "envelope" in unchecked
 
 
 def test_predict_applies_the_runs_envelope(excerpt):

@@ -416,6 +416,10 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
 
     assert len(config["envelope"]["weights"]) == 4 * LAGS + 3 and config["envelope"]["frames"] > 100
     assert np.all(np.isfinite(config["envelope"]["weights"])) and "accompaniment envelope" in result.output
+    # checked on the validation songs before it was kept (predict.calibrate's check)
+    check = config["envelope_check"]
+    assert check["kept"] and check["pairs"] == len(pairs.valid) and check["lsd_with_db"] <= check["lsd_without_db"]
+    assert "accompaniment envelope kept (validation songs' lsd" in result.output
     again = run_cli("train", train_data, run, *quick)
     assert again.exit_code == 0 and "already at step 4" in again.output
     rerun = json.loads((run / "config.json").read_text())

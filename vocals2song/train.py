@@ -660,10 +660,15 @@ def _calibrate(run: Path, cfg: TrainConfig, pairs: data_mod.PairSet, config: dic
     from vocals2song import envelope, loudness
     from vocals2song.predict import calibrate, load_predictor
 
-    config.update(calibrate(load_predictor(run), pairs.train, cfg.envelope, cfg.loudness_calibration))
+    for key in ("envelope", "envelope_check", "loudness"):  # a finished run trained again is calibrated afresh
+        config.pop(key, None)
+    config.update(calibrate(load_predictor(run), pairs.train, cfg.envelope, cfg.loudness_calibration,
+                            check=pairs.valid))
     _write_json(run / "config.json", config)
     if "envelope" in config:
         log(f"{run}: {envelope.describe(config['envelope'])}")
+    if "envelope_check" in config:
+        log(f"{run}: {envelope.describe_check(config['envelope_check'])}")
     if "loudness" in config:
         log(f"{run}: {loudness.describe(config['loudness']['alpha_db'], config['loudness']['gain_db'], pairs.meta.sr)}")
 
