@@ -419,12 +419,14 @@ def chorales_cmd(out, limit, soundfont, workers, band, sr, debug):
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps (default 1000).")
 @click.option("--chorales", type=click.IntRange(min=3), default=None,
               help="Chorales to render and learn from (default 24).")
+@click.option("--band", type=click.Choice(list(BANDS)), default=None,
+              help="The chorales' band (see chorales --band; default fixed: one band for every track).")
 @OPT_DEBUG
-def demo_cmd(out, steps, chorales, debug):
+def demo_cmd(out, steps, chorales, band, debug):
     """Run the whole chain on real music, with nothing to download.
 
-    Renders Bach chorales with FluidSynth (the soprano is the "vocals"), encodes them, trains the
-    recipe on the CPU, scores it on tunes it never heard against the vocals alone and the mean
+    Renders Bach chorales with FluidSynth (the soprano is the "vocals", the other parts one band for
+    every track unless --band random), encodes them, trains the recipe on the CPU, scores it on tunes it never heard against the vocals alone and the mean
     accompaniment, and predicts songs for a held-out chorale melody and for the real MUSDB18 vocals
     inside stempeg. OUT/listen/index.html and OUT/evaluate/index.html are pages to listen in a browser.
 
@@ -433,11 +435,12 @@ def demo_cmd(out, steps, chorales, debug):
       vocals2song demo
       vocals2song demo --out /tmp/demo --steps 300 --chorales 8
     """
-    from vocals2song.demo import DEFAULT_STEPS, DEMO_CHORALES, demo
+    from vocals2song.demo import DEFAULT_STEPS, DEMO_BAND, DEMO_CHORALES, demo
     from vocals2song.evaluate import summary
 
     with _errors(debug):
-        result = demo(out, steps or DEFAULT_STEPS, chorales or DEMO_CHORALES, progress=True, log=click.echo)
+        result = demo(out, steps or DEFAULT_STEPS, chorales or DEMO_CHORALES, progress=True, log=click.echo,
+                      band=band or DEMO_BAND)
         if result.steps > result.start:
             click.echo(f"\nTrained steps {result.start} to {result.steps} in {result.seconds:.0f} s "
                        f"({result.steps_per_second:.1f} steps/s).")
