@@ -94,18 +94,15 @@ class Item:
         Z = audio.stft(self.segment(y), m.n_fft, m.hop, m.win, m.window)[:, : self.Z_voc.shape[1]]
         return np.abs(baselines.image_spectrogram(codec.encode_spectrogram(Z, m)[0], m)) ** 2
 
-    def song(self, acc_power: np.ndarray, gated: bool = False) -> np.ndarray:
-        """The vocals plus ``acc_power`` (only where the vocals sound when ``gated``), as the baseline makes it."""
-        power = np.abs(self.Z_voc) ** 2
-        if gated:
-            sounding = baselines.sounding_frames(self.Z_voc)
-            power[:, sounding] += acc_power[:, None] if acc_power.ndim == 1 else acc_power[:, sounding]
-        else:
-            power = power + acc_power
-        m = self.meta
-        gain = baselines.random_phase_gain(m.n_fft, m.hop, m.win, m.window)
-        Z = np.sqrt(power) * baselines.song_phase(self.Z_voc, power, gain=gain)
-        return codec.spectrogram_to_audio(Z, m)[: len(self.truth)]
+    def song(self, acc_power: np.ndarray) -> np.ndarray:
+        """The vocals plus ``acc_power``, as the baseline makes its song (`baselines.song_with`)."""
+        return codec.spectrogram_to_audio(baselines.song_with(self.Z_voc, acc_power, self.meta), self.meta)[
+            : len(self.truth)]
+
+    def gated(self, stats: baselines.TrainingStats) -> np.ndarray:
+        """The `mean_accompaniment` song of ``stats``' mean."""
+        return codec.spectrogram_to_audio(baselines.mean_accompaniment(self.Z_voc, stats, self.meta), self.meta)[
+            : len(self.truth)]
 
     def scores(self, song: np.ndarray) -> dict[str, float]:
         song = np.asarray(song, dtype=np.float64)
@@ -130,15 +127,14 @@ def track_rows(items: list[Item], plan: chorales.TrackPlan, stats: baselines.Tra
     rows = []
     for it in items:
         powers = [it.power(y) for y in others]
-        songs = {"mean_accompaniment": it.song(stats.mean_power, gated=True),
+        songs = {"mean_accompaniment": it.gated(stats),
                  "notes known": it.song(np.exp(np.mean([np.log(p + baselines.POWER_FLOOR) for p in powers], axis=0))),
                  "notes on one band": it.song(powers[0]),
                  "notes on its own band": it.song(it.power(own)),
                  "true accompaniment": it.song(np.abs(it.Z_acc) ** 2)}
         rest = [o for o in items if o is not it]
         if rest:
-            songs["instruments known"] = it.song(
-                baselines.training_stats((o.Z_voc, o.Z_acc) for o in rest).mean_power, gated=True)
+            songs["instruments known"] = it.gated(baselines.training_stats((o.Z_voc, o.Z_acc) for o in rest))
         rows.append({"name": it.name, "track": it.track, **{k: it.scores(y) for k, y in songs.items()}})
     return rows
 

@@ -117,9 +117,16 @@ def mean_accompaniment(Z_vocals: np.ndarray, stats: TrainingStats, meta: ImageMe
     """The vocals plus the mean accompaniment power in the frames where they sound, with the vocals' phase.
 
     ``meta`` gives the STFT geometry for `random_phase_gain` (default: Hann, hop a quarter of the frame)."""
+    added = np.zeros(Z_vocals.shape)
+    added[:, sounding_frames(Z_vocals)] = stats.mean_power[:, None]
+    return song_with(Z_vocals, added, meta)
+
+
+def song_with(Z_vocals: np.ndarray, added_power: np.ndarray, meta: ImageMeta | None = None) -> np.ndarray:
+    """The vocals plus an accompaniment power ``(nb_bins, nb_frames)``, as `mean_accompaniment` lays its mean: the
+    power sum, with the vocals' phase where they dominate and a random one elsewhere (`song_phase`)."""
     power = np.abs(Z_vocals) ** 2
-    sounding = sounding_frames(Z_vocals)
-    power[:, sounding] += stats.mean_power[:, None]
+    power += added_power  # in the vocals' precision, as before this helper
     n_fft = 2 * (Z_vocals.shape[0] - 1)
     gain = (random_phase_gain(meta.n_fft, meta.hop, meta.win, meta.window) if meta is not None
             else random_phase_gain(n_fft, n_fft // 4, n_fft))

@@ -217,12 +217,13 @@ def calibrate(predictor: Predictor, pairs: list, fit_envelope: bool = True, fit_
     fitted: dict = {}
     if fit_envelope:
         fit = {**envelope.fit(fitting, meta.range_db, meta.sr, meta.n_fft), "pairs": len(chosen)}
+        enveloped = _enveloped(planes, fit, meta)
         if check:
-            fitted["envelope_check"] = _check_envelope(predictor, spread(check, limit), planes, fit, fit_loudness,
-                                                       quietest_db)
+            fitted["envelope_check"] = _check_envelope(predictor, spread(check, limit), planes, enveloped, fit,
+                                                       fit_loudness, quietest_db)
         if fitted.get("envelope_check", {}).get("kept", True):
             fitted["envelope"] = fit
-            planes = _enveloped(planes, fit, meta)
+            planes = enveloped
     if fit_loudness:
         alpha, gain = loudness.fit_gain(planes, meta.top_db, meta.range_db, quietest_db)
         fitted["loudness"] = {"alpha_db": alpha, "pairs": len(chosen), "gain_db": gain}
@@ -257,15 +258,15 @@ def songs_lsd(planes: list[tuple[np.ndarray, np.ndarray]], range_db: float) -> f
     return float(np.mean([np.mean(np.sqrt(np.mean(np.square((u - t) * range_db), axis=0))) for u, t in planes]))
 
 
-def _check_envelope(predictor: Predictor, check: list, planes: list[tuple], fit: dict, fit_loudness: bool,
-                    quietest_db: float) -> dict:
+def _check_envelope(predictor: Predictor, check: list, planes: list[tuple], enveloped: list[tuple], fit: dict,
+                    fit_loudness: bool, quietest_db: float) -> dict:
     """Whether the envelope ``fit`` brings the songs of the ``check`` pairs nearer their truth (`songs_lsd`), each
-    way with the loudness gain fitted on the training ``planes`` made that way."""
+    way with the loudness gain fitted on the training planes made that way (``planes``, ``enveloped``)."""
     meta = predictor.meta
     songs = [(u_song, u_vocals, u_true) for u_song, (u_vocals, *_), (u_true, *_) in
              (_pair_planes(predictor, pair) for pair in check)]
     lsd = {}
-    for way, train_planes, check_planes in (("with", _enveloped(planes, fit, meta), _enveloped(songs, fit, meta)),
+    for way, train_planes, check_planes in (("with", enveloped, _enveloped(songs, fit, meta)),
                                             ("without", planes, songs)):
         gain = (loudness.fit_gain(train_planes, meta.top_db, meta.range_db, quietest_db)[1] if fit_loudness
                 else [0.0] * songs[0][0].shape[0])
