@@ -60,20 +60,23 @@ def test_untrained_powersum_mean_model_is_the_mean_accompaniment_baseline(excerp
     step, in every bin (fails if the prior is laid out upside down, ungated, or added as magnitude not power)."""
     from vocals2song.model import build_generator
 
-    vocals = excerpt["vocals"][: 3 * SR]
+    vocals = excerpt["vocals"][: 7 * SR // 2]  # to the singer's breath at 3.2 s, after a fade that flickers
     pixels, meta = _encode(vocals)
     rng = np.random.default_rng(0)
     mean_power = (np.linspace(3.0, 0.01, meta.nb_bins) * rng.uniform(0.5, 1.5, meta.nb_bins)) ** 2
     stats = baselines.TrainingStats(mean_power, 1)
     config = _config("none", "powersum-mean")
+    radius = config["model"]["gate_radius"] = baselines.gate_radius(meta.sr, meta.hop)
     prior = baselines.prior_rows(stats, meta.top_db, meta.range_db)
-    net = build_generator(512, 1, MODELS["tiny"], "powersum-mean", 100.0, prior)
+    net = build_generator(512, 1, MODELS["tiny"], "powersum-mean", 100.0, prior, gate_radius=radius)
     predictor = Predictor(config, codec_meta(config), lambda t: np.asarray(net(t, training=False)), 128)
     u_model = predict_song(vocals, pixels, meta, predictor).u_out
     Z_voc = baselines.image_spectrogram(pixels, meta)
-    u_base, _ = codec.spectrogram_to_planes(baselines.mean_accompaniment(Z_voc, stats), meta.top_db, meta.range_db)
-    sounding = baselines.sounding_frames(Z_voc)
+    u_base, _ = codec.spectrogram_to_planes(baselines.mean_accompaniment(Z_voc, stats, meta), meta.top_db,
+                                            meta.range_db)
+    sounding = baselines.sounding_frames(Z_voc, radius=radius)
     assert 0 < sounding.sum() < sounding.size  # both kinds of frame occur in the excerpt
+    assert (sounding != baselines.sounding_frames(Z_voc)).any()  # and its fade-out flickers: the smoothing counts
     # The Nyquist row is always silent. Both lift random-phase bins by the same 6 dB, but a bin right at the
     # vocals-phase share can fall on either side of it in each: under 0.5% of bins may differ by that lift.
     close = np.abs(u_model[:-1] - u_base[:-1]) <= 2.5 / 255
@@ -306,6 +309,35 @@ def test_gated_mean_accompaniment_adds_power_only_where_the_vocals_sound():
     np.testing.assert_array_equal(song[:, 6:], 0)
     np.testing.assert_allclose(np.angle(song[:, :6][keeps]), np.angle(Z[:, :6][keeps]))
     assert baselines.vocals_only(Z, stats) is Z
+
+
+def test_the_gate_loses_its_short_runs_and_keeps_its_long_ones():
+    """Real singing fading out toggled the gate every few frames, and the accompaniment stuttered on and off: runs of
+    up to ``2 * radius`` frames go, longer ones stay (fails without the closing, without the opening, or with a
+    window one frame too wide)."""
+    runs = [(1, 30), (0, 4), (1, 1), (0, 1), (1, 3), (0, 40), (1, 4), (0, 30), (1, 5), (0, 5), (1, 30)]
+    gate = np.concatenate([np.full(n, bool(v)) for v, n in runs])
+    smoothed = baselines.smooth_gate(gate, 2)  # runs of up to 4 frames go
+    want = [(1, 39), (0, 74), (1, 5), (0, 5), (1, 30)]  # gaps of 4 and 1 close; the blip of 4 goes; runs of 5 stay
+    np.testing.assert_array_equal(smoothed, np.concatenate([np.full(n, bool(v)) for v, n in want]))
+    np.testing.assert_array_equal(baselines.smooth_gate(gate, 0), gate)
+    assert baselines.gate_radius(44100, 256) == 8  # runs of up to 93 ms at the default geometry
+
+
+def test_the_networks_gate_is_smoothed_as_the_baselines(excerpt):
+    """The powersum-mean head smooths its gate in the graph (a max pool) exactly as `baselines.smooth_gate` does,
+    edges included, so an untrained model stays the baseline (fails with "valid" padding, or the opening and the
+    closing swapped)."""
+    from vocals2song.model import _AccompanimentHead
+
+    rng = np.random.default_rng(5)
+    gate = rng.random((3, 300)) < np.linspace(0.1, 0.9, 3)[:, None]  # flickering, from mostly off to mostly on
+    gate[:, :2], gate[1, -3:] = True, False  # runs at both edges
+    vocals = np.where(gate[:, None, :, None], 1.0, -1.0).astype(np.float32)  # (batch, rows 1, frames, 1), net units
+    head = _AccompanimentHead(-1.0, 100.0, prior=[0.5], gate_radius=3)
+    out = np.asarray(head(np.zeros_like(vocals), vocals))[:, 0, :, 0]
+    np.testing.assert_array_equal(out == 0.5, baselines.smooth_gate(gate, 3))
+    assert (baselines.smooth_gate(gate, 3) != gate).any()
 
 
 def test_song_phase_is_random_where_the_vocals_do_not_count():

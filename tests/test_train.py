@@ -404,7 +404,14 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     assert float(np.mean(np.square(error))) == pytest.approx(best["val_l1"], rel=1e-4)
     # the untrained start (its last layer is zero: the prior, whatever the seed) is a candidate too; at this
     # learning rate every later row is worse than it
-    start = build_generator(ROWS, 1, MODELS["tiny"], "powersum-mean", 100.0, config["model"]["prior"])
+    from vocals2song.baselines import gate_radius
+    from vocals2song.train import _gate_radius
+
+    # the gate smoothed as the baseline smooths it at DATA's geometry; a run saved before that (no key) keeps none
+    assert config["model"]["gate_radius"] == gate_radius(pairs.meta.sr, pairs.meta.hop) >= 1
+    assert _gate_radius({"model": {"prior": [0.0]}}, pairs) == 0 and _gate_radius(config, pairs) >= 1
+    start = build_generator(ROWS, 1, MODELS["tiny"], "powersum-mean", 100.0, config["model"]["prior"],
+                            gate_radius=config["model"]["gate_radius"])
     start_lsd = _tile_lsd(np.asarray(start(x, training=False)), y)
     assert best["val_lsd"] <= start_lsd + 1e-6
     assert config["keep_best_start"]["val_lsd"] == pytest.approx(start_lsd, rel=1e-4)  # what later rows must beat
@@ -424,6 +431,7 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     assert again.exit_code == 0 and "already at step 4" in again.output
     rerun = json.loads((run / "config.json").read_text())
     assert rerun["loudness"] == config["loudness"] and rerun["envelope"] == config["envelope"]
+    assert rerun["model"] == config["model"]  # the prior and the gate's smoothing, as the weights learned them
     off = run_cli("train", train_data, run, *quick, "--no-loudness-calibration", "--no-envelope")
     assert off.exit_code == 0
     assert not {"loudness", "envelope"} & set(json.loads((run / "config.json").read_text()))

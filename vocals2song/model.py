@@ -137,7 +137,8 @@ POWERSUM_START = -0.998
 
 
 def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: str = "unet",
-                    range_db: float = 100.0, prior: list[float] | None = None, norm: str = "batch") -> keras.Model:
+                    range_db: float = 100.0, prior: list[float] | None = None, norm: str = "batch",
+                    gate_radius: int = 0) -> keras.Model:
     """U-Net: ``(batch, nb_rows, nb_frames, nb_channels)`` in [-1, 1] -> the same shape, any nb_frames.
 
     With the default 8 levels and a 512 x 256 tile: 512x256 -> 256x128 -> ... -> 2x1 and back up.
@@ -149,7 +150,7 @@ def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: st
     at the floor, so an untrained model gives the vocals back. ``"powersum-mean"`` starts its accompaniment at
     ``prior`` (``(nb_rows,)`` in net units, row 0 highest: the training set's mean accompaniment) in the frames
     where the vocals sound, so an untrained model is the ``mean_accompaniment`` baseline and learns what the
-    mean misses.
+    mean misses. ``gate_radius``: how that gate is smoothed (`baselines.smooth_gate`; 0: not at all).
     """
     if output not in GENERATORS:
         raise ValueError(f"unknown generator {output!r}; use one of {', '.join(GENERATORS)}")
@@ -177,7 +178,7 @@ def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: st
     outputs = CropLike(dtype="float32", name="crop")(x, inputs)  # float32 out under a mixed policy too
     if powersum:  # the accompaniment channel starts at the floor, or at the prior where the vocals sound
         outputs = _AccompanimentHead(POWERSUM_START, range_db, prior, quiet_rows_keep_prior=prior is not None,
-                                     name="accompaniment_head")(outputs, inputs)
+                                     gate_radius=gate_radius, name="accompaniment_head")(outputs, inputs)
         rest = _Slice(1, None, name="phase")(outputs) if nb_channels > 1 else None
         outputs = PowerSum(range_db, name="power_sum")(_Slice(0, 1, name="vocals_magnitude")(inputs),
                                                        _Slice(0, 1, name="accompaniment")(outputs), rest)
@@ -224,15 +225,20 @@ class _AccompanimentHead(layers.Layer):
     lsd does (down to 134 dB under): on the 172 chorales the first generator trained to a lower val_lsd painted
     those rows (about 300 of 512, over ~9 kHz) just above the floor, and its songs' lsd above 4 kHz was 14.1 dB
     against 9.4 for the start. Runs saved before it (no such key) paint every row, as they did.
+
+    ``gate_radius`` (powersum-mean generators since 2026-11-23): the gate loses its runs of up to ``2 *
+    gate_radius`` frames, as `baselines.smooth_gate` smooths it (a max pool along frames; the tile's own frames: a
+    gap at a tile's edge is judged by what the tile holds). Runs saved before it (no such key) keep the raw gate.
     """
 
     def __init__(self, start: float, range_db: float = 100.0, prior: list[float] | None = None,
-                 quiet_rows_keep_prior: bool = False, **kwargs):
+                 quiet_rows_keep_prior: bool = False, gate_radius: int = 0, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.start, self.range_db = float(start), float(range_db)
         self.prior = None if prior is None else [float(p) for p in prior]
         self.quiet_rows_keep_prior = bool(quiet_rows_keep_prior) and self.prior is not None
+        self.gate_radius = int(gate_radius) if self.prior is not None else 0
 
     def call(self, x, vocals):
         x = ops.cast(x, "float32")
@@ -240,6 +246,17 @@ class _AccompanimentHead(layers.Layer):
         if self.prior is not None:
             u_loudest = (ops.max(ops.cast(vocals[..., :1], "float32"), axis=1, keepdims=True) + 1.0) * 0.5
             sounding = u_loudest >= gate_u(self.range_db)  # (batch, 1, frames, 1)
+            if self.gate_radius:  # baselines.smooth_gate: a closing, then an opening, along frames
+                size = (1, 2 * self.gate_radius + 1)
+
+                def dilate(g):
+                    return ops.max_pool(g, size, strides=1, padding="same")
+
+                def erode(g):
+                    return -dilate(-g)
+
+                gate = ops.cast(sounding, "float32")
+                sounding = dilate(erode(erode(dilate(gate)))) > 0.5
             prior = ops.reshape(ops.convert_to_tensor(self.prior, "float32"), (1, -1, 1, 1))
             base = ops.where(sounding, prior, self.start)
         painted = x[..., :1]
@@ -250,7 +267,7 @@ class _AccompanimentHead(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "start": self.start, "range_db": self.range_db, "prior": self.prior,
-                "quiet_rows_keep_prior": self.quiet_rows_keep_prior}
+                "quiet_rows_keep_prior": self.quiet_rows_keep_prior, "gate_radius": self.gate_radius}
 
 
 def build_discriminator(nb_rows: int, nb_channels: int, cfg: ModelConfig) -> keras.Model:
@@ -430,12 +447,13 @@ def make_optimizer(lr: float, mixed_precision: bool = False, ema: float = 0.0) -
 def build_pix2pix(nb_rows: int, nb_channels: int, cfg: ModelConfig, lambda_l1: float = 100.0, lr: float = 2e-4,
                   mixed_precision: bool = False, jit_compile: bool = False, generator: str = "unet",
                   range_db: float = 100.0, gan_loss: str = "bce", prior: list[float] | None = None,
-                  recon_loss: str = "l1", norm: str = "batch", ema: float = 0.0, power_loss: float = 0.0) -> Pix2Pix:
+                  recon_loss: str = "l1", norm: str = "batch", ema: float = 0.0, power_loss: float = 0.0,
+                  gate_radius: int = 0) -> Pix2Pix:
     """Build and compile the GAN (inside the current distribution strategy's scope). ``norm`` is the generator's
     normalisation (`normalization`); the discriminator keeps BatchNorm, which only training runs. ``ema``: the
     momentum of the moving average of the generator's weights (0: none). ``power_loss``: the weight of
-    `spectral_convergence` in the generator's loss (0: none)."""
-    gan = Pix2Pix(build_generator(nb_rows, nb_channels, cfg, generator, range_db, prior, norm),
+    `spectral_convergence` in the generator's loss (0: none). ``gate_radius``: `build_generator`'s."""
+    gan = Pix2Pix(build_generator(nb_rows, nb_channels, cfg, generator, range_db, prior, norm, gate_radius),
                   build_discriminator(nb_rows, nb_channels, cfg), lambda_l1=lambda_l1, gan_loss=gan_loss,
                   recon_loss=recon_loss, power_loss=power_loss, range_db=range_db)
     gan.compile(g_optimizer=make_optimizer(lr, mixed_precision, ema), d_optimizer=make_optimizer(lr, mixed_precision),

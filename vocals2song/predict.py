@@ -213,7 +213,8 @@ def calibrate(predictor: Predictor, pairs: list, fit_envelope: bool = True, fit_
         if fit_envelope:  # the true accompaniment: the target mixture's STFT less the vocals'
             Z_vocals, Z_true = (codec.planes_to_spectrogram(u, v, m.top_db, m.range_db)
                                 for u, v, m in ((u_vocals, v_vocals, vocals_meta), (u_true, v_true, target_meta)))
-            fitting.append((u_vocals, np.abs(Z_true - Z_vocals) ** 2, *mean_power(u_vocals, meta, prior)))
+            fitting.append((u_vocals, np.abs(Z_true - Z_vocals) ** 2,
+                            *mean_power(u_vocals, meta, prior, predictor.config["model"].get("gate_radius", 0))))
     fitted: dict = {}
     if fit_envelope:
         fit = {**envelope.fit(fitting, meta.range_db, meta.sr, meta.n_fft), "pairs": len(chosen)}
@@ -367,21 +368,24 @@ def _vocals_stft(vocals: np.ndarray, meta: ImageMeta, nb_frames: int) -> np.ndar
     return audio.stft(padded, meta.n_fft, meta.hop, meta.win, meta.window)[:, :nb_frames]
 
 
-def mean_power(u_in: np.ndarray, meta: ImageMeta, prior: list[float]) -> tuple[np.ndarray, np.ndarray]:
+def mean_power(u_in: np.ndarray, meta: ImageMeta, prior: list[float],
+               gate_radius: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A powersum-mean model's start: ``(power (nb_bins, nb_frames), sounding (nb_frames,))``, the training mean
     (config.json's model "prior", as `baselines.prior_rows` wrote it) in the frames where the vocals plane ``u_in``
-    sounds (where the head starts at the mean), 0 elsewhere."""
+    sounds (where the head starts at the mean; the gate smoothed with config.json's model "gate_radius"), 0
+    elsewhere."""
     from vocals2song.baselines import floor_power, power_scale, sounding_planes
 
     floor, k = floor_power(meta.top_db, meta.range_db), power_scale(meta.range_db)
     mean = floor * np.expm1(k * (np.asarray(prior[::-1] + [-1.0]) + 1.0) / 2.0)
-    sounding = sounding_planes(u_in, meta.range_db)
+    sounding = sounding_planes(u_in, meta.range_db, gate_radius)
     power = np.zeros(u_in.shape)
     power[:, sounding] = mean[:, None]
     return power, sounding
 
 
-def added_power(u: np.ndarray, u_in: np.ndarray, meta: ImageMeta, prior: list[float] | None) -> np.ndarray:
+def added_power(u: np.ndarray, u_in: np.ndarray, meta: ImageMeta, prior: list[float] | None,
+                gate_radius: int = 0) -> np.ndarray:
     """What an additive model adds to the vocals ``(nb_bins, nb_frames)``: its output's power less its input's plane
     ``u_in`` (`model.PowerSum`'s inverse, the power above the floor), and for a powersum-mean model (``prior``:
     config.json's model "prior") at least the training mean where that lies under the image floor, in the frames
@@ -393,7 +397,7 @@ def added_power(u: np.ndarray, u_in: np.ndarray, meta: ImageMeta, prior: list[fl
     silent = np.log1p(above) / k <= SILENT_U  # what a powersum head adds at its start, u = 0.001, is silence
     added = np.where(silent, 0.0, floor * above)
     if prior is not None:  # powersum-mean: under the image's floor, where the network cannot paint, the mean
-        added = np.maximum(added, np.minimum(mean_power(u_in, meta, prior)[0], floor))
+        added = np.maximum(added, np.minimum(mean_power(u_in, meta, prior, gate_radius)[0], floor))
     return added
 
 
@@ -415,7 +419,8 @@ def _song_around_vocals(vocals: np.ndarray, meta: ImageMeta, predictor: Predicto
 
     top, span = meta.top_db, meta.range_db
     Z_voc = _vocals_stft(vocals, meta, u.shape[1])
-    added = added_power(u, u_in, meta, predictor.config["model"].get("prior"))
+    model = predictor.config["model"]
+    added = added_power(u, u_in, meta, model.get("prior"), model.get("gate_radius", 0))
     if frame_db is not None:  # the fitted envelope (vocals2song.envelope), the same in every bin of a frame
         added *= np.power(10.0, frame_db / 10.0)[None, :]
     power = np.abs(Z_voc) ** 2 + added

@@ -556,9 +556,12 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     val = data_mod.fixed_tiles(pairs.valid, fmt, cfg.tile, cfg.val_tiles, cfg.phase_repr)
     config = _run_config(data, cfg, pairs, val[2], strategy_name, strategy.num_replicas_in_sync, nb_rows, nb_channels)
     recorded = read_run_config(run) if resume and (run / "config.json").is_file() else {}
-    prior = None
+    prior, gate_radius = None, 0
     if cfg.generator == "powersum-mean":  # the prior is part of what the weights learned on: a resume keeps it
         prior = config["model"]["prior"] = recorded.get("model", {}).get("prior") or _prior(pairs)
+        gate_radius = _gate_radius(recorded, pairs)
+        if gate_radius:
+            config["model"]["gate_radius"] = gate_radius
     config["precision"] = policy  # the Keras dtype policy: float32, mixed_bfloat16 (CPU) or mixed_float16 (GPU)
     if cfg.keep_best and "best" in recorded and (run / BEST_GENERATOR).is_file():  # a resume keeps the best so far
         config["best"], config["generator"] = recorded["best"], BEST_GENERATOR
@@ -573,7 +576,8 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
         gan = build_pix2pix(nb_rows, nb_channels, MODELS[cfg.model], cfg.lambda_l1, cfg.lr,
                             mixed_precision=policy == "mixed_float16", jit_compile=cfg.xla,
                             generator=cfg.generator, range_db=pairs.meta.range_db, gan_loss=cfg.gan_loss, prior=prior,
-                            recon_loss=cfg.recon_loss, norm=cfg.norm, ema=cfg.ema, power_loss=cfg.power_loss)
+                            recon_loss=cfg.recon_loss, norm=cfg.norm, ema=cfg.ema, power_loss=cfg.power_loss,
+                            gate_radius=gate_radius)
         checkpoint = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
                                          g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer)
     ckpt_dir = run / "checkpoints" if is_chief else Path(tempfile.mkdtemp(prefix="vocals2song-worker-"))
@@ -720,6 +724,17 @@ def _prior(pairs: data_mod.PairSet) -> list[float]:
     stats = baselines.stats_from_images([(p.name, p.input, p.target) for p in pairs.train], pairs.target,
                                         fallback=pairs.meta)
     return baselines.prior_rows(stats, pairs.meta.top_db, pairs.meta.range_db)
+
+
+def _gate_radius(recorded: dict, pairs: data_mod.PairSet) -> int:
+    """How a powersum-mean head smooths its gate (`baselines.smooth_gate`): as the run recorded it (runs from before
+    the smoothing recorded nothing: 0, the raw gate their weights learned with), else `baselines.gate_radius` for
+    DATA's geometry."""
+    from vocals2song import baselines
+
+    if recorded:
+        return int(recorded.get("model", {}).get("gate_radius", 0))
+    return baselines.gate_radius(pairs.meta.sr, pairs.meta.hop)
 
 
 def _target_split(pairs: data_mod.PairSet) -> dict | None:
