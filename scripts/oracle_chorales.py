@@ -134,7 +134,8 @@ def track_rows(items: list[Item], plan: chorales.TrackPlan, stats: baselines.Tra
                  "true accompaniment": it.song(np.abs(it.Z_acc) ** 2)}
         rest = [o for o in items if o is not it]
         if rest:
-            songs["instruments known"] = it.gated(baselines.training_stats((o.Z_voc, o.Z_acc) for o in rest))
+            radius = baselines.gate_radius(it.meta.sr, it.meta.hop)  # the gate `gated` lays the mean in
+            songs["instruments known"] = it.gated(baselines.training_stats(((o.Z_voc, o.Z_acc) for o in rest), radius))
         rows.append({"name": it.name, "track": it.track, **{k: it.scores(y) for k, y in songs.items()}})
     return rows
 
