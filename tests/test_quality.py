@@ -313,8 +313,8 @@ def test_gated_mean_accompaniment_adds_power_only_where_the_vocals_sound():
 
 def test_the_gate_loses_its_short_runs_and_keeps_its_long_ones():
     """Real singing fading out toggled the gate every few frames, and the accompaniment stuttered on and off: runs of
-    up to ``2 * radius`` frames go, longer ones stay (fails without the closing, without the opening, or with a
-    window one frame too wide)."""
+    up to ``2 * radius`` frames go, longer ones stay (fails without the closing, or with a window two frames too
+    wide)."""
     runs = [(1, 30), (0, 4), (1, 1), (0, 1), (1, 3), (0, 40), (1, 4), (0, 30), (1, 5), (0, 5), (1, 30)]
     gate = np.concatenate([np.full(n, bool(v)) for v, n in runs])
     smoothed = baselines.smooth_gate(gate, 2)  # runs of up to 4 frames go
@@ -326,8 +326,8 @@ def test_the_gate_loses_its_short_runs_and_keeps_its_long_ones():
 
 def test_the_networks_gate_is_smoothed_as_the_baselines(excerpt):
     """The powersum-mean head smooths its gate in the graph (a max pool) exactly as `baselines.smooth_gate` does,
-    edges included, so an untrained model stays the baseline (fails with "valid" padding, or the opening and the
-    closing swapped)."""
+    edges included, so an untrained model stays the baseline (fails with the opening and the closing swapped, or
+    without the opening)."""
     from vocals2song.model import _AccompanimentHead
 
     rng = np.random.default_rng(5)

@@ -133,6 +133,11 @@ class Predictor:
         return np.stack([blended[..., 0], phase], axis=-1).astype(np.float32)
 
     @property
+    def gate_radius(self) -> int:
+        """How the powersum-mean head smooths its gate (`baselines.smooth_gate`); 0 for runs from before it."""
+        return int(self.config.get("model", {}).get("gate_radius", 0))
+
+    @property
     def adds_to_vocals(self) -> bool:
         """Whether the network adds an accompaniment to the vocals it is given (a powersum generator making
         mixtures), so the song can keep the vocals as they are."""
@@ -214,7 +219,7 @@ def calibrate(predictor: Predictor, pairs: list, fit_envelope: bool = True, fit_
             Z_vocals, Z_true = (codec.planes_to_spectrogram(u, v, m.top_db, m.range_db)
                                 for u, v, m in ((u_vocals, v_vocals, vocals_meta), (u_true, v_true, target_meta)))
             fitting.append((u_vocals, np.abs(Z_true - Z_vocals) ** 2,
-                            *mean_power(u_vocals, meta, prior, predictor.config["model"].get("gate_radius", 0))))
+                            *mean_power(u_vocals, meta, prior, predictor.gate_radius)))
     fitted: dict = {}
     if fit_envelope:
         fit = {**envelope.fit(fitting, meta.range_db, meta.sr, meta.n_fft), "pairs": len(chosen)}
@@ -419,8 +424,7 @@ def _song_around_vocals(vocals: np.ndarray, meta: ImageMeta, predictor: Predicto
 
     top, span = meta.top_db, meta.range_db
     Z_voc = _vocals_stft(vocals, meta, u.shape[1])
-    model = predictor.config["model"]
-    added = added_power(u, u_in, meta, model.get("prior"), model.get("gate_radius", 0))
+    added = added_power(u, u_in, meta, predictor.config["model"].get("prior"), predictor.gate_radius)
     if frame_db is not None:  # the fitted envelope (vocals2song.envelope), the same in every bin of a frame
         added *= np.power(10.0, frame_db / 10.0)[None, :]
     power = np.abs(Z_voc) ** 2 + added
