@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from vocals2song.cli import cli
-from vocals2song.config import PIX2PIX_TRAINING, cli_flags
 from vocals2song.synth import make_musdb_tree, synth_stems
 
 SR = 44100
@@ -86,17 +85,17 @@ def train_data(tmp_path_factory) -> Path:
 #: a few tiny-model steps with every side job firing
 #: the published generator with its phase channel: these runs test the run folder's mechanics, which some tests
 #: probe with two-channel tiles; the default recipe (powersum-mean, magnitude only) has its own tests
-PUBLISHED = ["--generator", "unet", "--phase-repr", "angle", *cli_flags(PIX2PIX_TRAINING)]
+PUBLISHED = ["--recipe", "pix2pix"]
 #: the run folder's mechanics with the current training defaults (a rerun without flags takes the recorded ones)
 QUICK_MECHANICS = ["--model", "tiny", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "2", "--generator",
                    "unet", "--phase-repr", "angle"]
-QUICK_TRAIN = [*QUICK_MECHANICS, *cli_flags(PIX2PIX_TRAINING)]
+QUICK_TRAIN = [*QUICK_MECHANICS, "--recipe", "pix2pix"]
 
 
 @pytest.fixture(scope="session")
 def trained_run(train_data, tmp_path_factory) -> Path:
     """The tiny model after 300 steps on `train_data` (history row every 25 steps)."""
-    from vocals2song.config import TrainConfig
+    from vocals2song.config import recipe_config
     from vocals2song.train import train
 
     run = tmp_path_factory.mktemp("trained") / "run"
@@ -104,7 +103,16 @@ def trained_run(train_data, tmp_path_factory) -> Path:
     # tiling, evaluate); the default powersum-mean recipe has its own tests in test_quality.py.
     # Its last generator, not the best-validation one: which step --keep-best picks varies from run to run (CPU
     # training is not bit-reproducible), and an early pick once left evaluate's "training must show" margin short.
-    cfg = TrainConfig(model="tiny", steps=300, log_every=25, sample_every=1000, checkpoint_every=1000,
-                      generator="unet", phase_repr="angle", lambda_l1=100.0, keep_best=False, **PIX2PIX_TRAINING)
+    cfg = recipe_config("pix2pix", model="tiny", steps=300, log_every=25, sample_every=1000, checkpoint_every=1000,
+                        keep_best=False)
     train(train_data, run, cfg, progress=False, log=lambda *a: None)
     return run
+
+
+def recipe_file(folder: Path, base: str = "pix2pix", **fields) -> list[str]:
+    """``--recipe FILE`` flags for a JSON recipe of ``fields`` on ``base``, written in ``folder``."""
+    import json
+
+    path = folder / f"recipe_{len(list(folder.glob('recipe_*.json')))}.json"
+    path.write_text(json.dumps({"base": base, **fields}))
+    return ["--recipe", str(path)]

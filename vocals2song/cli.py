@@ -14,10 +14,11 @@ from pathlib import Path
 import click
 
 from vocals2song import __version__
-from vocals2song.config import (BANDS, CONTAINERS, FORMATS, GAN_LOSSES, GENERATORS, KEEP_BEST_BY, MODELS, NORMS,
-                                PHASE_REPRS, RECON_LOSSES, TAILS, TARGETS, ChoralesConfig, CodecConfig, DatasetConfig,
-                                TrainConfig, replace_given)
+from vocals2song.config import (BANDS, CONTAINERS, DEFAULT_RECIPE, FORMATS, GAN_LOSSES, GENERATORS, MODELS,
+                                PHASE_REPRS, RECIPES, TAILS, TARGETS, ChoralesConfig, CodecConfig, DatasetConfig,
+                                TrainConfig, replace_given, train_config)
 from vocals2song.errors import Vocals2SongError
+from vocals2song.progress import bar
 
 # Options are defined once and shared by every command that takes them. Defaults live in config.py:
 # an option left out is None and leaves the dataclass default alone.
@@ -27,13 +28,6 @@ OPT_FORMAT = click.option("--format", "fmt", type=click.Choice(FORMATS), default
 OPT_SR = click.option("--sr", type=click.IntRange(min=1), default=None, help="Sample rate in Hz (default 44100).")
 OPT_N_FFT = click.option("--n-fft", type=click.IntRange(min=16), default=None, help="FFT size (default 1024).")
 OPT_HOP = click.option("--hop", type=click.IntRange(min=1), default=None, help="Hop in samples (default 256).")
-
-
-def _progress(label: str):
-    def make(total: int):
-        return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True,
-                                 item_show_func=lambda item: item[:40] if item else None)
-    return make
 
 
 def _fail(message: str, code: int) -> None:
@@ -152,7 +146,7 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
         data_cfg = replace_given(DatasetConfig(), segment=segment, target=target, subsets=subset_tuple,
                                  workers=workers, tail=tail, min_tail=min_tail,
                                  min_vocals_db=min_vocals_db)
-        summary = sound2image(source, out, codec_cfg, data_cfg, progress=_progress("Encoding tracks"))
+        summary = sound2image(source, out, codec_cfg, data_cfg, progress=bar("Encoding tracks"))
         click.echo(f"{out}: {describe(summary)}")
         _report_failures([(r.error, r.traceback) for r in summary.failed], debug,
                          len(summary.done) + len(summary.failed), "tracks")
@@ -161,71 +155,46 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
 @cli.command("train")
 @click.argument("data", type=click.Path(path_type=str))
 @click.argument("run", type=click.Path(file_okay=False, path_type=str))
-@click.option("--input-subdir", default=None, help="Folder of input images, per split (default vocals).")
-@click.option("--target-subdir", default=None,
-              help="Folder of target images (default: the dataset's target, mixture or accompaniment).")
+@click.option("--recipe", default=None, metavar="NAME|FILE.json",
+              help=f"The training recipe: {', '.join(RECIPES)} (default {DEFAULT_RECIPE}; pix2pix is the published "
+                   "one), or a JSON file of training fields (docs/training.md). A flag below overrides that field.")
+@click.option("--model", type=click.Choice(list(MODELS)), default=None,
+              help="Network size: default (published pix2pix), small, or tiny (fast on a CPU).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Train up to this many steps in all (default 10000).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Tiles per step and device (default 4; pix2pix: 1).")
 @click.option("--tile", type=click.IntRange(min=16), default=None, help="Frames per random crop (default 256).")
-@click.option("--model", type=click.Choice(list(MODELS)), default=None,
-              help="Network size: default (published pix2pix), small, or tiny (fast on a CPU).")
 @click.option("--generator", type=click.Choice(list(GENERATORS)), default=None,
-              help="unet: the published generator; powersum: predicts an accompaniment that is power-summed onto "
-                   "the vocals, so it never loses them (an untrained model gives the vocals back).")
+              help="unet: the published generator; powersum: adds an accompaniment to the vocals by power, so it "
+                   "never loses them; powersum-mean: the same, starting at the training set's mean accompaniment.")
 @click.option("--phase-repr", type=click.Choice(list(PHASE_REPRS)), default=None,
               help="The phase the network sees and makes: angle (as stored), if (instantaneous frequency), or none "
                    "(magnitude only; the song takes the vocals' phase).")
 @click.option("--gan-loss", type=click.Choice(list(GAN_LOSSES)), default=None,
-              help="Adversarial loss: none (the default: no discriminator, the reconstruction loss alone), bce "
-                   "(published pix2pix) or lsgan (least squares).")
-@click.option("--ema", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
-              help="Validate, keep and save a moving average of the generator's weights with this momentum, e.g. "
-                   "0.995, the default (0: the weights as trained).")
-@click.option("--recon-loss", type=click.Choice(list(RECON_LOSSES)), default=None,
-              help="Reconstruction loss on the image planes: l2 (squared error, the default) or l1 (published).")
-@click.option("--power-loss", type=click.FloatRange(min=0), default=None,
-              help="Weight of a spectral-convergence term on the tiles' linear magnitude, which weighs the loud bins "
-                   "(default 0: off).")
-@click.option("--norm", type=click.Choice(list(NORMS)), default=None,
-              help="The generator's normalisation: instance (the default; behaves the same in training and at "
-                   "inference) or batch (published BatchNorm; at batch 1 it does not).")
-@click.option("--loudness-calibration/--no-loudness-calibration", default=None,
-              help="At the end of training, fit a gain on the predicted accompaniment so that the songs of training "
-                   "pairs come out as loud as the true ones (powersum generators on mixtures; default on).")
-@click.option("--envelope/--no-envelope", default=None,
-              help="At the end of training, fit how loud the accompaniment is frame by frame from the vocals around "
-                   "each frame (powersum-mean generators on mixtures; default on).")
-@click.option("--keep-best/--no-keep-best", default=None,
-              help="Keep the generator with the lowest val_lsd (see --keep-best-by) so far, the untrained start "
-                   "included, as generator_best.keras, and predict with it (default on).")
-@click.option("--keep-best-by", type=click.Choice(list(KEEP_BEST_BY)), default=None,
-              help="What --keep-best minimises on the validation tiles: val_lsd, their log-spectral distance in dB "
-                   "(default), or val_l1, the reconstruction loss.")
-@click.option("--lambda-l1", type=click.FloatRange(min=0), default=None,
-              help="Weight of the reconstruction loss (default 1000; 100 is the published value).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate (default 1e-4; pix2pix: 2e-4).")
+              help="bce: pix2pix's adversarial loss with its PatchGAN discriminator; none: no discriminator.")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
               help="Steps between checkpoints; a killed run loses at most this many (default 500).")
 @click.option("--sample-every", type=click.IntRange(min=1), default=None,
               help="Steps between sample strips and TensorBoard audio (default 500).")
 @click.option("--log-every", type=click.IntRange(min=1), default=None,
-              help="Steps per history.csv row, with val_l1 and val_lsd (default 100).")
+              help="Steps per history.csv row, with val_recon and val_lsd (default 100).")
+@click.option("--input-subdir", default=None, help="Folder of input images, per split (default vocals).")
+@click.option("--target-subdir", default=None,
+              help="Folder of target images (default: the dataset's target, mixture or accompaniment).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from RUN's newest checkpoint, or start RUN over (its old artefacts are deleted).")
-@click.option("--mixed-precision", is_flag=True, default=None, help="Mixed precision: float16 on a GPU, bfloat16 on a CPU with AVX512_BF16 or AMX (else ignored).")
-@click.option("--xla", is_flag=True, default=None, help="Compile the train step with XLA (helps GPUs; slower on CPUs).")
+@click.option("--mixed-precision/--no-mixed-precision", default=None,
+              help="Mixed precision: float16 on a GPU, bfloat16 on a CPU with AVX512_BF16 or AMX (else float32).")
 @OPT_DEBUG
-def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, model, generator, phase_repr, gan_loss,
-              ema, recon_loss, power_loss, norm, loudness_calibration, envelope, keep_best, keep_best_by, lambda_l1,
-              lr, seed, checkpoint_every, sample_every, log_every, resume, mixed_precision, xla, debug):
+def train_cmd(data, run, recipe, debug, resume, **flags):
     """Train pix2pix on the paired images of DATA into the run folder RUN.
 
     DATA is a sound2image dataset (train/ and valid/ of vocals/ and mixture/ images) or any folder with
     input and target image folders paired by file name. Without a valid split, whole tracks are held out.
     RUN gets config.json, checkpoints/, generator.keras, history.csv, logs/ (TensorBoard), samples/ and
     losses.png. Rerunning on the same RUN resumes from its newest checkpoint up to --steps; options not given
-    are taken from RUN/config.json.
+    are taken from RUN/config.json. The other training fields (loss weights, learning rate, normalisation,
+    weight average, keep-best, calibration) come from the recipe: docs/training.md.
     Several GPUs are used with MirroredStrategy; TF_CONFIG naming a cluster selects
     MultiWorkerMirroredStrategy (run the same command on every worker; the chief writes RUN).
 
@@ -233,32 +202,30 @@ def train_cmd(data, run, input_subdir, target_subdir, steps, batch_size, tile, m
     Examples:
       vocals2song train datasets/musdb runs/musdb
       vocals2song train datasets/musdb runs/quick --model tiny --steps 2000
+      vocals2song train datasets/musdb runs/published --recipe pix2pix
+      vocals2song train datasets/musdb runs/mine --recipe my_recipe.json --steps 20000
       vocals2song train seed_data/ runs/seed --input-subdir input --target-subdir output
-      .venv/bin/tensorboard --logdir runs/musdb/logs
     """
-    from vocals2song.train import run_settings, train
+    from vocals2song.runfolder import run_settings
+    from vocals2song.train import train
 
     with _errors(debug):
         recorded = run_settings(run) if resume else {}  # a rerun continues the run as it was configured
-        given = dict(input_subdir=input_subdir, target_subdir=target_subdir, steps=steps, batch_size=batch_size,
-                     tile=tile, model=model, generator=generator, phase_repr=phase_repr, gan_loss=gan_loss,
-                     ema=ema, recon_loss=recon_loss, power_loss=power_loss, norm=norm,
-                     loudness_calibration=loudness_calibration, envelope=envelope, keep_best=keep_best,
-                     keep_best_by=keep_best_by, lambda_l1=lambda_l1, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
-                     sample_every=sample_every, log_every=log_every, mixed_precision=mixed_precision, xla=xla)
+        cfg = train_config(recorded, recipe, flags)
         default = TrainConfig()
-        taken = [k for k, v in given.items() if v is None and recorded.get(k, getattr(default, k)) != getattr(default, k)]
+        taken = [k for k, v in recorded.items() if k in flags and flags[k] is None and getattr(cfg, k) == v
+                 and v != getattr(default, k)]
         if taken:
             click.echo(f"note: as recorded in {Path(run) / 'config.json'}: "
                        + ", ".join(f"--{'no-' if recorded[k] is False else ''}{k.replace('_', '-')}"
                                    + ("" if isinstance(recorded[k], bool) else f" {recorded[k]}")
                                    for k in taken), err=True)
-        cfg = replace_given(replace_given(default, **recorded), **given)
         summary = train(data, run, cfg, resume=resume, progress=True, log=click.echo)
         if summary.step > summary.start:
             row = summary.last_row
             click.echo(f"{run}: step {summary.step} in {summary.seconds:.1f} s ({summary.steps_per_second:.2f} steps/s); "
-                       f"gen_l1 {row.get('gen_l1', float('nan')):.4f}, val_l1 {row.get('val_l1', float('nan')):.4f}, "
+                       f"gen_recon {row.get('gen_recon', float('nan')):.4f}, "
+                       f"val_recon {row.get('val_recon', float('nan')):.4f}, "
                        f"val_lsd {row.get('val_lsd', float('nan')):.2f} dB. "
                        f"Listen: {tensorboard_command(Path(run) / 'logs')}")
 
@@ -293,7 +260,7 @@ def image2sound_cmd(inputs, out, phase, iters, fmt, sr, n_fft, hop, debug):
         if None not in (fmt, sr, n_fft, hop):
             fallback = replace_given(CodecConfig(), format=fmt, sr=sr, n_fft=n_fft, hop=hop)
         written, failures = image2sound(list(inputs), out, phase, iters, fallback,
-                                        progress=_progress("Decoding images"))
+                                        progress=bar("Decoding images"))
         click.echo(f"{out}: wrote {_count(len(written), 'WAV file')}")
         _report_failures([(f.error, f.traceback) for f in failures], debug, len(written) + len(failures), "images")
 
@@ -326,7 +293,7 @@ def predict_cmd(run, inputs, out, phase, add_vocals, debug):
     from vocals2song.predict import predict
 
     with _errors(debug):
-        written, failures = predict(run, list(inputs), out, phase, add_vocals, progress=_progress("Predicting"),
+        written, failures = predict(run, list(inputs), out, phase, add_vocals, progress=bar("Predicting"),
                                     warn=lambda line: click.echo(line, err=True))
         songs = [p for p in written if p.name.endswith(".mixture.wav")]
         page = Path(out) / "index.html"
@@ -364,7 +331,7 @@ def evaluate_cmd(run, data, out, split, phase, debug):
     with _errors(debug):
         from vocals2song.evaluate import summary
 
-        report = evaluate(run, data, out, split, progress=_progress("Evaluating"), phase=phase)
+        report = evaluate(run, data, out, split, progress=bar("Evaluating"), phase=phase)
         click.echo(f"{out}: {_count(report['nb_items'], 'item')}; {summary(report)}. "
                    f"See {Path(out) / 'report.md'}; listen: open {Path(out) / 'index.html'} in a browser")
         _report_failures([(f, None) for f in report["failures"]], debug, report["nb_items"] + len(report["failures"]),
@@ -407,7 +374,7 @@ def chorales_cmd(out, limit, soundfont, workers, band, sr, debug):
 
     with _errors(debug):
         cfg = replace_given(ChoralesConfig(), limit=limit, soundfont=soundfont, workers=workers, sr=sr, band=band)
-        summary = render_chorales(out, cfg, progress=_progress("Rendering chorales"))
+        summary = render_chorales(out, cfg, progress=bar("Rendering chorales"))
         click.echo(f"{out}: {describe(summary)}")
         _report_failures([(r.error, r.traceback) for r in summary.failed], debug,
                          len(summary.done) + len(summary.failed), "chorales")

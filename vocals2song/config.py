@@ -6,6 +6,7 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 #: Image formats of format version 1 (see SPEC.md, "The image").
 FORMATS = ("rgb8", "rgba8", "tiff16", "png16", "float32")
@@ -19,16 +20,14 @@ SPLITS = ("train", "valid", "test")
 TAILS = ("pad", "drop")
 #: generator output variants (model.build_generator): the published U-Net, or one that adds to the vocals
 GENERATORS = ("unet", "powersum", "powersum-mean")
-#: adversarial losses: the published binary cross-entropy, least squares, or none (no discriminator: the generator
-#: learns from the reconstruction loss alone)
-GAN_LOSSES = ("bce", "lsgan", "none")
+#: adversarial losses: the published binary cross-entropy, or none (no discriminator is built: the generator learns
+#: from the reconstruction loss alone)
+GAN_LOSSES = ("bce", "none")
 #: the reconstruction loss on the image planes: L1 (published, median-seeking) or L2 (mean-seeking, like lsd)
 RECON_LOSSES = ("l1", "l2")
 #: the generator's normalisation: BatchNorm (published; at batch 1 it trains on each tile's own statistics and
 #: predicts with moving averages) or instance norm (the same in training and at inference; model.normalization)
 NORMS = ("batch", "instance")
-#: what --keep-best minimises on the validation tiles: the log-spectral distance in dB, or the reconstruction loss
-KEEP_BEST_BY = ("val_lsd", "val_l1")
 #: `chorales`' accompaniment: each track's own instruments, pans and levels drawn from its name (the vocals cannot
 #: tell them), or one band for every track (the instruments known: what is left to learn is the music)
 BANDS = ("random", "fixed")
@@ -116,58 +115,132 @@ MODELS = {
 }
 
 
+#: the recipe `train` uses when none is given
+DEFAULT_RECIPE = "additive-l2"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """How `train` runs. ``model`` names a preset of `MODELS`."""
+    """How `train` runs: the default recipe's fields (`RECIPES`). ``model`` names a preset of `MODELS`."""
 
+    recipe: str | None = DEFAULT_RECIPE  # the recipe these fields came from (None: a run from before recipes)
     steps: int = 10000
-    # The recipe since 2026-11-22's fourth session (README, "Quality"): no discriminator, L2 on batches of 4 tiles,
-    # Adam 1e-4, instance norm and a moving average of the weights; pix2pix's own is `PIX2PIX_TRAINING`.
-    batch_size: int = 4  # per replica; pix2pix trains at 1
+    batch_size: int = 4  # per replica
     tile: int = 256  # frames per random crop
     model: str = "default"
-    lambda_l1: float = 1000.0  # the quality benchmark's choice; 100 is the published value (README, "Quality")
-    lr: float = 1e-4  # pix2pix: 2e-4
-    seed: int = 0
-    checkpoint_every: int = 500
-    sample_every: int = 500
-    log_every: int = 100  # steps per history.csv row (losses averaged over them, val_l1 and val_lsd at the row)
-    keep_checkpoints: int = 3
-    val_tiles: int = 32  # fixed validation tiles for val_l1 and val_lsd (8 let --keep-best chase noise)
-    sample_tiles: int = 3  # of those, shown in samples/ and TensorBoard
-    input_subdir: str = "vocals"
-    target_subdir: str | None = None  # None: the dataset's target (mixture unless encoded as accompaniment)
-    mixed_precision: bool = False
-    xla: bool = False
-    # The quality benchmark's choice (README, "Quality"): starts at the mean accompaniment, never loses the vocals.
     generator: str = "powersum-mean"  # GENERATORS: "unet" (published), "powersum" (adds to the vocals), ...
     phase_repr: str = "none"  # PHASE_REPRS: the phase as stored ("angle"), "if", or "none" (magnitude only)
-    gan_loss: str = "none"  # GAN_LOSSES: "bce" is pix2pix's
-    # momentum of the moving average of the generator's weights that validation, --keep-best and generator.keras
-    # use (0: off, the weights as trained; runs from before it had none: train.run_settings)
-    ema: float = 0.995
-    recon_loss: str = "l2"  # RECON_LOSSES ("l1" is pix2pix's); --lambda-l1 weighs it whichever it is
+    gan_loss: str = "none"  # GAN_LOSSES: "bce" is pix2pix's; "none" builds no discriminator
+    recon_loss: str = "l2"  # RECON_LOSSES: "l1" is pix2pix's
+    lambda_recon: float = 1000.0  # weight of the reconstruction loss (pix2pix: 100)
+    lr: float = 1e-4  # Adam's learning rate (beta_1 0.5, as published; pix2pix: 2e-4)
     norm: str = "instance"  # NORMS: the generator's normalisation ("batch" is pix2pix's)
-    # weight of a spectral-convergence term on the tiles' linear magnitude (model.spectral_convergence): the
-    # loud bins' error, which the log planes' loss weighs no more than a quiet bin's (0: off)
-    power_loss: float = 0.0
+    # momentum of the moving average of the generator's weights that validation, keep-best and generator.keras use
+    # (0: off, the weights as trained)
+    ema: float = 0.995
     # powersum generators on mixtures: fit the accompaniment's loudness on training pairs at the end (loudness.py)
     loudness_calibration: bool = True
     # powersum-mean generators on mixtures: fit the accompaniment's level frame by frame from the vocals (envelope.py)
     envelope: bool = True
     # keep the generator of the lowest val_lsd (the start included) as generator_best.keras, and predict with it
     keep_best: bool = True
-    keep_best_by: str = "val_lsd"  # KEEP_BEST_BY: the history column --keep-best minimises
+    seed: int = 0
+    checkpoint_every: int = 500
+    sample_every: int = 500
+    log_every: int = 100  # steps per history.csv row (losses averaged over them, val_recon and val_lsd at the row)
+    keep_checkpoints: int = 3
+    val_tiles: int = 32  # fixed validation tiles for val_recon and val_lsd (8 let keep-best chase noise)
+    sample_tiles: int = 3  # of those, shown in samples/ and TensorBoard
+    input_subdir: str = "vocals"
+    target_subdir: str | None = None  # None: the dataset's target (mixture unless encoded as accompaniment)
+    mixed_precision: bool = False
+    xla: bool = False
 
 
-#: pix2pix's own training (the defaults until 2026-11-22's fourth session), as TrainConfig fields: the GAN at batch 1
-#: with L1, Adam 2e-4 and BatchNorm, no weight average. ``TrainConfig(**PIX2PIX_TRAINING)`` trains it.
-PIX2PIX_TRAINING = {"gan_loss": "bce", "recon_loss": "l1", "batch_size": 1, "lr": 2e-4, "norm": "batch", "ema": 0.0}
+#: recipes by name: the TrainConfig fields each sets (the others keep TrainConfig's defaults, which are
+#: `DEFAULT_RECIPE`'s). ``additive-l2``: the measured default (docs/quality-log.md): an additive generator that
+#: starts at the mean accompaniment and never loses the vocals, magnitude only, L2 on batches of 4 tiles, no
+#: discriminator, instance norm, a moving average of the weights. ``pix2pix``: the published training: the U-Net
+#: and the PatchGAN discriminator, GAN BCE + 100 L1, batch 1, Adam 2e-4, BatchNorm, the stored phase.
+RECIPES: dict[str, dict] = {
+    "additive-l2": {},
+    "pix2pix": {"generator": "unet", "phase_repr": "angle", "gan_loss": "bce", "recon_loss": "l1",
+                "lambda_recon": 100.0, "batch_size": 1, "lr": 2e-4, "norm": "batch", "ema": 0.0},
+}
+#: the fields a recipe may set: every TrainConfig field but the recipe's own name
+RECIPE_FIELDS = tuple(f for f in TrainConfig.__dataclass_fields__ if f != "recipe")
 
 
-def cli_flags(fields: dict) -> list[str]:
-    """TrainConfig fields -> `vocals2song train` flags, e.g. ``{"batch_size": 1}`` -> ``["--batch-size", "1"]``."""
-    return [arg for key, value in fields.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
+def recipe_fields(spec: str) -> tuple[str, dict]:
+    """``--recipe`` -> ``(name, fields)``: a name of `RECIPES`, or a JSON file of TrainConfig fields, with an
+    optional ``"base"`` naming the built-in recipe it changes (default `DEFAULT_RECIPE`). Raises `Vocals2SongError`
+    in one line for an unknown name, an unreadable file, an unknown field or a value of the wrong type."""
+    import json
+
+    from vocals2song.errors import Vocals2SongError
+
+    if spec in RECIPES:
+        return spec, dict(RECIPES[spec])
+    if not spec.endswith(".json"):
+        raise Vocals2SongError(f"unknown --recipe {spec!r}; use one of {', '.join(RECIPES)}, or a JSON file of "
+                               "training fields", usage=True)
+    try:
+        given = json.loads(Path(spec).read_text())
+    except (OSError, ValueError) as exc:
+        raise Vocals2SongError(f"cannot read the recipe ({type(exc).__name__}: {exc})", spec, usage=True) from exc
+    if not isinstance(given, dict):
+        raise Vocals2SongError("a recipe file holds one JSON object of training fields", spec, usage=True)
+    base = given.pop("base", DEFAULT_RECIPE)
+    if base not in RECIPES:
+        raise Vocals2SongError(f"unknown base recipe {base!r}; use one of {', '.join(RECIPES)}", spec, usage=True)
+    unknown = sorted(set(given) - set(RECIPE_FIELDS))
+    if unknown:
+        raise Vocals2SongError(f"unknown training field {unknown[0]!r}; a recipe sets these: {', '.join(RECIPE_FIELDS)}",
+                               spec, usage=True)
+    defaults = TrainConfig()
+    for key, value in given.items():
+        if not _fits(value, getattr(defaults, key)):
+            raise Vocals2SongError(f"recipe field {key!r} cannot be {value!r} (the default is "
+                                   f"{getattr(defaults, key)!r})", spec, usage=True)
+    return spec, {**RECIPES[base], **{k: float(v) if isinstance(getattr(defaults, k), float) else v
+                                      for k, v in given.items()}}
+
+
+def _fits(value, default) -> bool:
+    """Whether a JSON value can stand for a field whose default is ``default`` (an int for a float; text or null
+    for the text fields, some of which are optional)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return number and (isinstance(default, float) or isinstance(value, int))
+    return value is None or isinstance(value, str)
+
+
+def recipe_config(spec: str = DEFAULT_RECIPE, **fields) -> TrainConfig:
+    """The TrainConfig of a recipe (`recipe_fields`), with ``fields`` replacing its own."""
+    name, recipe = recipe_fields(spec)
+    return TrainConfig(**{**recipe, **fields, "recipe": name})
+
+
+#: the fields that say how a run is carried out, not what it learns: a rerun keeps the recorded ones even when it
+#: names a recipe (the recipe's own fields, and the flags given, replace the rest)
+RUN_FIELDS = ("model", "steps", "seed", "checkpoint_every", "sample_every", "log_every", "keep_checkpoints",
+              "val_tiles", "sample_tiles", "input_subdir", "target_subdir", "mixed_precision", "xla")
+
+
+def train_config(recorded: dict, recipe: str | None, flags: dict) -> TrainConfig:
+    """`train`'s settings from what RUN recorded (``recorded``: TrainConfig fields, {} for a new run), the
+    ``--recipe`` given (None: none), and the ``flags`` given (None: not given). Without a recipe a rerun continues
+    as recorded; with one, the recipe replaces every field but the recorded `RUN_FIELDS`; a flag replaces its field
+    whatever the rest."""
+    if recipe is None:
+        cfg = replace_given(TrainConfig(), **recorded)
+    else:
+        name, fields = recipe_fields(recipe)
+        kept = {k: v for k, v in recorded.items() if k in RUN_FIELDS}
+        cfg = TrainConfig(**{**kept, **fields, "recipe": name})
+    return replace_given(cfg, **flags)
 
 
 def replace_given(obj, **overrides):

@@ -25,6 +25,7 @@ from vocals2song.codec import ImageMeta
 from vocals2song.config import CodecConfig
 from vocals2song.errors import Vocals2SongError
 from vocals2song.imagefile import IMAGE_SUFFIXES, ImageInfo, probe_image, read_image
+from vocals2song.transforms import crop_or_pad
 
 #: share of tracks held out for validation when DATA has no valid split
 HOLD_OUT_SHARE = 0.1
@@ -164,7 +165,7 @@ def find_pairs(data: str | os.PathLike, input_subdir: str = "vocals", target_sub
                          f"({len(valid)} pairs) for validation")
         else:
             valid = train
-            notes.append("one track only: validation uses training pairs (val_l1 measures fit, not generalisation)")
+            notes.append("one track only: validation uses training pairs (val_recon and val_lsd measure fit, not generalisation)")
     elif {p.track for p in train} & {p.track for p in valid}:
         leaked = sorted({p.track for p in train} & {p.track for p in valid})
         notes.append(f"tracks on both sides of the train/valid split: {', '.join(leaked[:3])}")
@@ -184,12 +185,6 @@ def load_net_image(path: Path, fmt: str, phase_repr: str = "angle") -> np.ndarra
     return transforms.pixels_to_net(pixels, fmt, phase_repr)
 
 
-def crop_or_pad(x: np.ndarray, start: int, tile: int) -> np.ndarray:
-    """Frames ``start:start+tile`` of ``(rows, frames, C)``, padded with -1 (silence) past the end."""
-    out = np.full((x.shape[0], tile, x.shape[2]), -1.0, dtype=np.float32)
-    part = x[:, start: start + tile]
-    out[:, : part.shape[1]] = part
-    return out
 
 
 def fixed_tiles(pairs: list[Pair], fmt: str, tile: int, count: int,

@@ -18,6 +18,7 @@ A rerun reuses what is there (the corpus, the images, the run) and trains on onl
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,8 @@ DEFAULT_STEPS = 1000
 #: each track's own band (random) the 24 chorales teach nothing that holds on unseen tunes, and the demo keeps its
 #: untrained start, the mean accompaniment (docs/quality-log.md)
 DEMO_BAND = "fixed"
-#: the recipe the demo trains (README, "Quality"): only the steps come from the command line
-DEMO_TRAIN = TrainConfig(model="small", generator="powersum-mean", phase_repr="none")
+#: the recipe the demo trains (the default recipe, the small model): only the steps come from the command line
+DEMO_TRAIN = TrainConfig(model="small")
 
 
 @dataclass
@@ -86,8 +87,8 @@ def demo(out: str | os.PathLike = "demo", steps: int = DEFAULT_STEPS, chorales: 
     summary = sound2image(out / "chorales", out / "dataset", CodecConfig(), DatasetConfig(),
                           progress=_bar("encoding") if progress else None)
     log(f"    {describe(summary)}")
-    cfg = TrainConfig(**{**DEMO_TRAIN.__dict__, "steps": steps, "log_every": max(1, min(100, steps // 10)),
-                         "sample_every": max(1, steps // 4), "checkpoint_every": max(1, steps // 4)})
+    cfg = dataclasses.replace(DEMO_TRAIN, **{"steps": steps, "log_every": max(1, min(100, steps // 10)),
+                                            "sample_every": max(1, steps // 4), "checkpoint_every": max(1, steps // 4)})
     log(f"3/5 train the {cfg.model} {cfg.generator} model for {steps} steps on the CPU")
     trained = train(out / "dataset", out / "run", cfg, progress=progress, log=lambda m: log(f"    {m}"))
     predictor = load_predictor(out / "run")
@@ -109,10 +110,10 @@ def demo(out: str | os.PathLike = "demo", steps: int = DEFAULT_STEPS, chorales: 
 
 
 def _bar(label: str):
-    """A progress bar factory for a library call, as the CLI draws them (imported late: the CLI stays light)."""
-    from vocals2song.cli import _progress
+    """A progress bar factory for one of the demo's steps, indented under its line."""
+    from vocals2song.progress import bar
 
-    return _progress(f"    {label}")
+    return bar(f"    {label}")
 
 
 def _test_chorale(root: Path, sr: int) -> dict[str, np.ndarray]:

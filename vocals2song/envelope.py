@@ -52,7 +52,7 @@ def features(u_vocals: np.ndarray, range_db: float, sr: int, n_fft: int, lags: i
 
     The level is relative: how loud a track's vocals are says nothing of how loud its accompaniment is (an
     absolute level fitted a level per track, right on some unseen tracks and 1.5 dB wrong on others)."""
-    from vocals2song.baselines import sounding_planes
+    from vocals2song.gate import sounding_planes
 
     u_vocals = np.asarray(u_vocals, dtype=np.float64)
     level_db = range_db * u_vocals[_rows(u_vocals.shape[0], sr, n_fft)]
@@ -80,8 +80,8 @@ def offsets_db(envelope: dict, u_vocals: np.ndarray, range_db: float, sr: int, n
 
 def frame_error_db(true_power: np.ndarray, added_power: np.ndarray, rows: slice) -> np.ndarray:
     """``(nb_frames,)``: the mean over ``rows`` of the true accompaniment's level less the added one's, in dB (both
-    over `baselines.POWER_FLOOR`, as the training mean is taken)."""
-    from vocals2song.baselines import POWER_FLOOR
+    over `gate.POWER_FLOOR`, as the training mean is taken)."""
+    from vocals2song.gate import POWER_FLOOR
 
     ratio = np.log(true_power[rows] + POWER_FLOOR) - np.log(added_power[rows] + POWER_FLOOR)
     return ratio.mean(axis=0) / NEPER

@@ -92,6 +92,14 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(10.0 * np.log10(ratio))
 
 
+def plane_lsd(u: np.ndarray, u_true: np.ndarray, range_db: float, bins_axis: int) -> float:
+    """The log-spectral distance in dB of two codec magnitude planes (``u`` in [0, 1], so floored at the image's
+    floor): per frame the RMS over ``bins_axis`` of the dB difference, then the mean over every frame (and tile).
+    Training's ``val_lsd`` on tiles ``(k, rows, frames)`` and calibration's on whole songs ``(nb_bins, nb_frames)``."""
+    db = (np.asarray(u) - np.asarray(u_true)) * range_db
+    return float(np.mean(np.sqrt(np.mean(np.square(db), axis=bins_axis))))
+
+
 def lsd(reference: np.ndarray, estimate: np.ndarray, n_fft: int = 2048, hop: int = 512) -> float:
     """Log-spectral distance in dB: per frame, the RMS over bins of the difference of the power
     spectra in dB (``10 log10(|X|^2 + LSD_EPS)``), then the mean over frames. 0 when identical;

@@ -2,6 +2,8 @@
 
 As published (Isola et al. 2017) and in the TensorFlow tutorial: kernel 4, stride 2, BatchNorm, LeakyReLU 0.2,
 dropout 0.5 on the first three decoder blocks, tanh output; loss GAN BCE + lambda * L1; Adam(2e-4, beta_1 0.5).
+`build_pix2pix` builds what a recipe (`config.RECIPES`) asks for: another generator head, L2, instance norm, or no
+discriminator.
 Tensors are NHWC: ``(nb_batch, nb_rows, nb_frames, nb_channels)`` with ``nb_rows = n_fft / 2`` (Nyquist dropped).
 """
 
@@ -13,8 +15,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from vocals2song.baselines import gate_u, power_scale
-from vocals2song.config import GAN_LOSSES, GENERATORS, NORMS, RECON_LOSSES, ModelConfig
+from vocals2song.gate import gate_u, power_scale
+from vocals2song.config import GAN_LOSSES, GENERATORS, MODELS, NORMS, RECON_LOSSES, ModelConfig, TrainConfig
 
 KERNEL = 4
 
@@ -150,7 +152,7 @@ def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: st
     at the floor, so an untrained model gives the vocals back. ``"powersum-mean"`` starts its accompaniment at
     ``prior`` (``(nb_rows,)`` in net units, row 0 highest: the training set's mean accompaniment) in the frames
     where the vocals sound, so an untrained model is the ``mean_accompaniment`` baseline and learns what the
-    mean misses. ``gate_radius``: how that gate is smoothed (`baselines.smooth_gate`; 0: not at all).
+    mean misses. ``gate_radius``: how that gate is smoothed (`gate.smooth_gate`; 0: not at all).
     """
     if output not in GENERATORS:
         raise ValueError(f"unknown generator {output!r}; use one of {', '.join(GENERATORS)}")
@@ -227,7 +229,7 @@ class _AccompanimentHead(layers.Layer):
     against 9.4 for the start. Runs saved before it (no such key) paint every row, as they did.
 
     ``gate_radius`` (powersum-mean generators since 2026-11-23): the gate loses its runs of up to ``2 *
-    gate_radius`` frames, as `baselines.smooth_gate` smooths it (a max pool along frames; the tile's own frames: a
+    gate_radius`` frames, as `gate.smooth_gate` smooths it (a max pool along frames; the tile's own frames: a
     gap at a tile's edge is judged by what the tile holds). Runs saved before it (no such key) keep the raw gate.
     """
 
@@ -246,7 +248,7 @@ class _AccompanimentHead(layers.Layer):
         if self.prior is not None:
             u_loudest = (ops.max(ops.cast(vocals[..., :1], "float32"), axis=1, keepdims=True) + 1.0) * 0.5
             sounding = u_loudest >= gate_u(self.range_db)  # (batch, 1, frames, 1)
-            if self.gate_radius:  # baselines.smooth_gate: a closing, then an opening, along frames
+            if self.gate_radius:  # gate.smooth_gate: a closing, then an opening, along frames
                 size = (1, 2 * self.gate_radius + 1)
 
                 def dilate(g):
@@ -291,41 +293,42 @@ def build_discriminator(nb_rows: int, nb_channels: int, cfg: ModelConfig) -> ker
     return keras.Model([inp, tar], x, name="discriminator")
 
 
-#: `spectral_convergence`'s least reference magnitude, in dB over the image's floor in every bin (40 dB over a floor
-#: 100 dB under a full-scale sine: -60 dB, the gate)
-SC_FLOOR_DB = 40.0
-
-
 class Pix2Pix(keras.Model):
-    """The GAN: owns both networks; ``fit`` on ``(vocals, target)`` batches trains them."""
+    """The GAN: owns both networks; ``fit`` on ``(vocals, target)`` batches trains them.
 
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, lambda_l1: float = 100.0,
-                 gan_loss: str = "bce", recon_loss: str = "l1", power_loss: float = 0.0, range_db: float = 100.0,
-                 **kwargs):
+    ``discriminator`` None (``gan_loss="none"``): the generator learns from the reconstruction loss alone, and no
+    discriminator or optimizer for one exists. ``recon_loss``: "l1" (published) or "l2" on the image planes, weighed
+    by ``lambda_recon``.
+    """
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model | None, lambda_recon: float = 100.0,
+                 gan_loss: str = "bce", recon_loss: str = "l1", **kwargs):
         super().__init__(**kwargs)
-        self.power_loss, self.range_db = float(power_loss), float(range_db)
         if gan_loss not in GAN_LOSSES:
             raise ValueError(f"unknown GAN loss {gan_loss!r}; use one of {', '.join(GAN_LOSSES)}")
         if recon_loss not in RECON_LOSSES:
             raise ValueError(f"unknown reconstruction loss {recon_loss!r}; use one of {', '.join(RECON_LOSSES)}")
+        if (gan_loss == "none") != (discriminator is None):
+            raise ValueError("a discriminator is built for an adversarial loss, and only for one")
         self.recon_loss = recon_loss
         self.generator = generator
         self.discriminator = discriminator
-        self.lambda_l1 = float(lambda_l1)
+        self.lambda_recon = float(lambda_recon)
         self.gan_loss = gan_loss
+        self.d_optimizer = None
         # Losses and metrics in float32 whatever the global policy (a mixed policy would make them bfloat16/float16).
         self.bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum_over_batch_size", dtype="float32")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("gen_total", "gen_gan", "gen_l1", "disc")}
-        self.val_tracker = keras.metrics.Mean(name="l1")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("gen_total", "gen_gan", "gen_recon", "disc")}
 
-    def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer, **kwargs):
+    def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer | None = None,
+                **kwargs):
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
 
     @property
     def metrics(self):
-        return [*self.trackers.values(), self.val_tracker]
+        return list(self.trackers.values())
 
     def call(self, x, training=False):
         return self.generator(x, training=training)
@@ -338,46 +341,38 @@ class Pix2Pix(keras.Model):
         """
 
     def losses_for(self, x, y, training: bool):
-        """One forward pass of both networks: (gen_total, gen_gan, gen_l1, disc) losses as scalars. With
-        ``gan_loss="none"`` the discriminator is not run, and its terms are 0."""
+        """One forward pass of both networks: (gen_total, gen_gan, gen_recon, disc) losses as scalars. Without a
+        discriminator its terms are 0."""
         fake = self.generator(x, training=training)
         error = ops.cast(y, "float32") - ops.cast(fake, "float32")
-        # "gen_l1" names the reconstruction term whichever it is (history.csv keeps its columns)
-        gen_l1 = ops.mean(ops.square(error)) if self.recon_loss == "l2" else ops.mean(ops.abs(error))
-        recon = self.lambda_l1 * gen_l1
-        if self.power_loss:
-            recon = recon + self.power_loss * spectral_convergence(y, fake, self.range_db)
-        if self.gan_loss == "none":
+        gen_recon = ops.mean(ops.square(error)) if self.recon_loss == "l2" else ops.mean(ops.abs(error))
+        recon = self.lambda_recon * gen_recon
+        if self.discriminator is None:
             zero = ops.zeros((), "float32")
-            return recon, zero, gen_l1, zero
+            return recon, zero, gen_recon, zero
         real_logits = ops.cast(self.discriminator([x, y], training=training), "float32")
         fake_logits = ops.cast(self.discriminator([x, fake], training=training), "float32")
-        if self.gan_loss == "lsgan":  # least squares (Mao et al. 2017): real -> 1, fake -> 0
-            gen_gan = ops.mean(ops.square(fake_logits - 1.0))
-            disc = ops.mean(ops.square(real_logits - 1.0)) + ops.mean(ops.square(fake_logits))
-        else:
-            gen_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
-            disc = self.bce(ops.ones_like(real_logits), real_logits) + self.bce(ops.zeros_like(fake_logits),
-                                                                               fake_logits)
+        gen_gan = self.bce(ops.ones_like(fake_logits), fake_logits)
+        disc = self.bce(ops.ones_like(real_logits), real_logits) + self.bce(ops.zeros_like(fake_logits), fake_logits)
         gen_total = gen_gan + recon
-        return gen_total, gen_gan, gen_l1, disc
+        return gen_total, gen_gan, gen_recon, disc
 
     def train_step(self, data):
         import tensorflow as tf  # the step needs gradient tapes: the TensorFlow backend
 
         x, y = data[0], data[1]  # (x, y) or (x, y, sample_weight)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            gen_total, gen_gan, gen_l1, disc = self.losses_for(x, y, training=True)
+            gen_total, gen_gan, gen_recon, disc = self.losses_for(x, y, training=True)
             # Replicas' gradients are summed (all-reduce SUM), so each replica contributes its mean / replicas.
             replicas = self.distribute_strategy.num_replicas_in_sync
             g_loss = self.g_optimizer.scale_loss(gen_total / replicas)
-            d_loss = self.d_optimizer.scale_loss(disc / replicas)
+            d_loss = None if self.discriminator is None else self.d_optimizer.scale_loss(disc / replicas)
         g_vars = self.generator.trainable_variables
-        d_vars = self.discriminator.trainable_variables
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
-        if self.gan_loss != "none":
+        if self.discriminator is not None:
+            d_vars = self.discriminator.trainable_variables
             self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
-        for name, value in zip(self.trackers, (gen_total, gen_gan, gen_l1, disc)):
+        for name, value in zip(self.trackers, (gen_total, gen_gan, gen_recon, disc)):
             self.trackers[name].update_state(value)
         return self._logs(self.trackers)
 
@@ -402,12 +397,6 @@ class Pix2Pix(keras.Model):
             for v, value in zip(variables, trained):
                 v.assign(value)
 
-    def test_step(self, data):
-        x, y = data[0], data[1]  # (x, y) or (x, y, sample_weight)
-        fake = ops.cast(self.generator(x, training=False), "float32")
-        self.val_tracker.update_state(ops.mean(ops.abs(ops.cast(y, "float32") - fake)))
-        return self._logs({"l1": self.val_tracker})
-
     def _logs(self, trackers: dict) -> dict:
         """Metric results; shape (1,) under MultiWorkerMirroredStrategy, whose Keras 3.15 log reduction
         (``strategy.reduce("MEAN", v, axis=0)``) fails on scalars."""
@@ -417,26 +406,6 @@ class Pix2Pix(keras.Model):
         return {name: ops.reshape(t.result(), (1,)) if multi else t.result() for name, t in trackers.items()}
 
 
-def spectral_convergence(y, fake, range_db: float):
-    """The batch's spectral convergence on channel 0, the magnitude plane (net units ``x = 2u - 1``):
-    ``||M_y - M_fake|| / ||M_y||`` over every tile of the batch, with ``M = 10**(range_db * u / 20) - 1``, the linear
-    magnitude over the floor's (0 at the floor). mrstft's linear half: it weighs each bin by its loudness, where the
-    log planes' loss weighs a silent bin as much as a loud one, and so pulls the loud bins' level from the mean dB
-    level that an L2 on the planes settles on toward their mean magnitude, which carries their power.
-
-    ``||M_y||`` is at least `SC_FLOOR_DB` over the floor in every bin: a nearly silent batch (a song's end) must not
-    divide by nearly 0 (normalised per tile, one such tile made the loss 6.5e6 within 20 steps)."""
-    k = power_scale(range_db) / 2.0  # magnitude, not power
-
-    def magnitude(x):
-        return ops.expm1(k * (ops.cast(x[..., :1], "float32") + 1.0) * 0.5)
-
-    m_true, m_fake = magnitude(y), magnitude(fake)
-    bins = ops.cast(ops.size(m_true), "float32")
-    floor = 10.0 ** (SC_FLOOR_DB / 20.0) * ops.sqrt(bins)
-    return ops.sqrt(ops.sum(ops.square(m_true - m_fake))) / ops.maximum(ops.sqrt(ops.sum(ops.square(m_true))), floor)
-
-
 def make_optimizer(lr: float, mixed_precision: bool = False, ema: float = 0.0) -> keras.optimizers.Optimizer:
     """Adam(lr, beta_1 0.5), as published; with ``ema`` > 0 it also keeps a moving average of the weights it
     trains, with that momentum (`Pix2Pix.averaged`)."""
@@ -444,20 +413,23 @@ def make_optimizer(lr: float, mixed_precision: bool = False, ema: float = 0.0) -
     return keras.optimizers.LossScaleOptimizer(opt) if mixed_precision else opt
 
 
-def build_pix2pix(nb_rows: int, nb_channels: int, cfg: ModelConfig, lambda_l1: float = 100.0, lr: float = 2e-4,
-                  mixed_precision: bool = False, jit_compile: bool = False, generator: str = "unet",
-                  range_db: float = 100.0, gan_loss: str = "bce", prior: list[float] | None = None,
-                  recon_loss: str = "l1", norm: str = "batch", ema: float = 0.0, power_loss: float = 0.0,
-                  gate_radius: int = 0) -> Pix2Pix:
-    """Build and compile the GAN (inside the current distribution strategy's scope). ``norm`` is the generator's
-    normalisation (`normalization`); the discriminator keeps BatchNorm, which only training runs. ``ema``: the
-    momentum of the moving average of the generator's weights (0: none). ``power_loss``: the weight of
-    `spectral_convergence` in the generator's loss (0: none). ``gate_radius``: `build_generator`'s."""
-    gan = Pix2Pix(build_generator(nb_rows, nb_channels, cfg, generator, range_db, prior, norm, gate_radius),
-                  build_discriminator(nb_rows, nb_channels, cfg), lambda_l1=lambda_l1, gan_loss=gan_loss,
-                  recon_loss=recon_loss, power_loss=power_loss, range_db=range_db)
-    gan.compile(g_optimizer=make_optimizer(lr, mixed_precision, ema), d_optimizer=make_optimizer(lr, mixed_precision),
-                jit_compile=jit_compile)
+def build_pix2pix(nb_rows: int, nb_channels: int, cfg: TrainConfig, range_db: float = 100.0,
+                  prior: list[float] | None = None, gate_radius: int = 0, policy: str = "float32") -> Pix2Pix:
+    """Build and compile the GAN of a recipe (inside the current distribution strategy's scope): the generator
+    ``cfg.generator`` of size ``MODELS[cfg.model]`` (`build_generator`, with ``range_db``, ``prior`` and
+    ``gate_radius``), the discriminator only when the recipe has an adversarial loss (it keeps BatchNorm, which only
+    training runs), the losses, and Adam(``cfg.lr``) with a moving average of the generator's weights when
+    ``cfg.ema`` > 0. ``policy``: the Keras dtype policy the run uses (float16 needs loss scaling)."""
+    sizes = MODELS[cfg.model]
+    generator = build_generator(nb_rows, nb_channels, sizes, cfg.generator, range_db, prior, cfg.norm, gate_radius)
+    discriminator = None if cfg.gan_loss == "none" else build_discriminator(nb_rows, nb_channels, sizes)
+    gan = Pix2Pix(generator, discriminator, lambda_recon=cfg.lambda_recon, gan_loss=cfg.gan_loss,
+                  recon_loss=cfg.recon_loss)
+    scaled = policy == "mixed_float16"
+    gan.compile(g_optimizer=make_optimizer(cfg.lr, scaled, cfg.ema),
+                d_optimizer=None if discriminator is None else make_optimizer(cfg.lr, scaled),
+                jit_compile=cfg.xla)
     gan.g_optimizer.build(gan.generator.trainable_variables)
-    gan.d_optimizer.build(gan.discriminator.trainable_variables)
+    if discriminator is not None:
+        gan.d_optimizer.build(discriminator.trainable_variables)
     return gan

@@ -28,9 +28,8 @@ from matplotlib.figure import Figure
 
 from vocals2song.errors import Vocals2SongError
 from vocals2song.files import atomic_path
+from vocals2song.runfolder import HISTORY_COLUMNS
 
-#: columns of the training history CSV, in order.
-HISTORY_COLUMNS = ("step", "gen_total", "gen_gan", "gen_l1", "disc", "val_l1", "val_lsd")
 #: spectrogram planes are max-pooled to at most this many columns (and `MAX_DISPLAY_ROWS` rows) before drawing.
 MAX_DISPLAY_COLUMNS = 4000
 MAX_DISPLAY_ROWS = 1024
@@ -228,9 +227,9 @@ def _value(row: Mapping[str, Any], key: str) -> float:
 def save_losses(path: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -> None:
     """Plot the training history and write it as PNG.
 
-    ``history``: dicts with keys ``step, gen_total, gen_gan, gen_l1, disc, val_l1, val_lsd`` (floats; any
-    but ``step`` may be NaN, None or missing). Top panel: ``gen_gan`` and ``disc``; middle panel: ``gen_l1``
-    and ``val_l1`` (its finite points only, with markers); bottom panel: ``val_lsd`` in dB (when any row has
+    ``history``: dicts with keys ``step, gen_total, gen_gan, gen_recon, disc, val_recon, val_lsd`` (`runfolder.HISTORY_COLUMNS`) (floats; any
+    but ``step`` may be NaN, None or missing). Top panel: ``gen_gan`` and ``disc``; middle panel: ``gen_recon``
+    and ``val_recon`` (its finite points only, with markers); bottom panel: ``val_lsd`` in dB (when any row has
     one: histories from before it have none), against ``step``. An empty history gives a figure saying "no
     history yet".
     """
@@ -254,10 +253,10 @@ def save_losses(path: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -
     top.plot(step, series["gen_gan"], label="generator GAN", marker=marker)
     top.plot(step, series["disc"], label="discriminator", marker=marker)
     top.set_ylabel("GAN loss")
-    middle.plot(step, series["gen_l1"], label="generator L1 (train)", marker=marker)
-    finite = np.isfinite(series["val_l1"])
-    middle.plot(step[finite], series["val_l1"][finite], label="L1 (validation)", marker="o")
-    middle.set_ylabel("L1 loss")
+    middle.plot(step, series["gen_recon"], label="generator (train)", marker=marker)
+    finite = np.isfinite(series["val_recon"])
+    middle.plot(step[finite], series["val_recon"][finite], label="validation", marker="o")
+    middle.set_ylabel("reconstruction loss")
     if has_lsd:
         finite = np.isfinite(series["val_lsd"])
         axes[2].plot(step[finite], series["val_lsd"][finite], label="lsd (validation)", marker="o", color="C2")
@@ -267,37 +266,6 @@ def save_losses(path: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper right", fontsize="small")
     _save(fig, path)
-
-
-def read_history(path: str | os.PathLike) -> list[dict[str, float | int]]:
-    """Read a training-history CSV with header ``step,gen_total,gen_gan,gen_l1,disc,val_l1``.
-
-    Returns one dict per row: ``step`` as int, every other column as float; empty cells, and
-    columns the header lacks, are NaN. Extra columns are kept as floats. A missing ``step`` column
-    or a cell that is not a number raises `Vocals2SongError`.
-    """
-    path = Path(path)
-    out: list[dict[str, float | int]] = []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        fields = [c.strip() for c in (reader.fieldnames or [])]
-        if "step" not in fields:
-            raise Vocals2SongError(f"not a training history: the header has no 'step' column ({fields})", path)
-        reader.fieldnames = fields
-        columns = list(HISTORY_COLUMNS) + [c for c in fields if c not in HISTORY_COLUMNS and c]
-        for row in reader:
-            try:
-                step = row.get("step")
-                if step is None or not step.strip():
-                    raise ValueError("empty step")
-                record: dict[str, float | int] = {"step": int(float(step))}
-                for c in columns[1:]:
-                    cell = row.get(c)
-                    record[c] = math.nan if cell is None or not cell.strip() else float(cell)
-            except ValueError as e:
-                raise Vocals2SongError(f"line {reader.line_num}: {e}", path) from None
-            out.append(record)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- metrics

@@ -21,11 +21,12 @@ from typing import Callable
 
 import numpy as np
 
-from vocals2song import audio, codec, loudness, transforms
+from vocals2song import audio, calibrate, codec, loudness, runfolder, transforms
 from vocals2song.codec import ImageMeta
 from vocals2song.config import CodecConfig
-from vocals2song.data import crop_or_pad
 from vocals2song.errors import Failure, Vocals2SongError, run_each
+from vocals2song.gate import floor_power, mean_power, power_scale
+from vocals2song.transforms import crop_or_pad
 from vocals2song.imagefile import EXTENSIONS, IMAGE_SUFFIXES, read_image, write_image
 
 PHASES = ("model", "vocals", "griffinlim")
@@ -111,7 +112,7 @@ class Predictor:
 
     @property
     def phase_repr(self) -> str:
-        return self.config.get("model", {}).get("phase_repr", "angle")  # runs from before phase_repr: angle
+        return self.config["model"]["phase_repr"]
 
     def spectrogram(self, x: np.ndarray) -> np.ndarray:
         """Network input ``(rows, frames, C)`` -> predicted network output, tiled over the whole width.
@@ -134,30 +135,24 @@ class Predictor:
 
     @property
     def gate_radius(self) -> int:
-        """How the powersum-mean head smooths its gate (`baselines.smooth_gate`); 0 for runs from before it."""
-        return int(self.config.get("model", {}).get("gate_radius", 0))
+        """How the powersum-mean head smooths its gate (`gate.smooth_gate`; 0: the raw gate)."""
+        return int(self.config["model"]["gate_radius"])
 
     @property
     def adds_to_vocals(self) -> bool:
         """Whether the network adds an accompaniment to the vocals it is given (a powersum generator making
         mixtures), so the song can keep the vocals as they are."""
-        model = self.config.get("model", {})
-        return model.get("generator", "unet").startswith("powersum") and self.config.get("target") == "mixture"
+        return calibrate.can_calibrate(self.config)
 
     def envelope_db(self, u_vocals: np.ndarray) -> np.ndarray | None:
-        """The accompaniment's gain in dB per frame that training fitted from the vocals plane ``u_vocals``
-        (`vocals2song.envelope`); None for runs without one."""
-        fitted = self.config.get("envelope")
-        if not fitted:
-            return None
-        from vocals2song import envelope
-
-        return envelope.offsets_db(fitted, u_vocals, self.meta.range_db, self.meta.sr, self.meta.n_fft)
+        """The accompaniment's gain in dB per frame that training fitted (`calibrate.envelope_db`); None for runs
+        without one."""
+        return calibrate.envelope_db(self.config, u_vocals, self.meta)
 
     @property
     def loudness_gain(self) -> list[float] | None:
-        """The accompaniment gain per bin that training fitted (`vocals2song.loudness`); None for older runs."""
-        return self.config.get("loudness", {}).get("gain_db")
+        """The accompaniment gain per bin that training fitted (`calibrate.loudness_gain`); None without one."""
+        return calibrate.loudness_gain(self.config)
 
     def planes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Network input -> predicted planes ``u``, ``v`` (``v`` None for a magnitude-only network)."""
@@ -166,120 +161,27 @@ class Predictor:
 
 
 def load_predictor(run: str | os.PathLike) -> Predictor:
-    """Load RUN's config.json and generator.keras (the generator in inference mode: no dropout, BN statistics)."""
-    from vocals2song.train import codec_meta, quiet_tensorflow, read_run_config
+    """Load RUN's config.json and its generator (the generator in inference mode: no dropout, BN statistics)."""
+    from vocals2song.runtime import float32_model, quiet_tensorflow
 
-    config = read_run_config(run)
-    path = Path(run) / config.get("generator", "generator.keras")
+    config = runfolder.read_config(run)
+    path = runfolder.generator_path(run, config)
     if not path.is_file():
-        raise Vocals2SongError("the run has no generator.keras yet; train it until its first checkpoint",
-                               run, usage=True)
+        raise Vocals2SongError(f"the run has no {path.name} yet; train it until its first checkpoint", run,
+                               usage=True)
     quiet_tensorflow()
     import keras
     import tensorflow as tf
 
     from vocals2song import model  # noqa: F401 - registers the generator's custom layers
-    from vocals2song.precision import float32_model
 
     try:
         generator = float32_model(keras.saving.load_model(path, compile=False))  # a mixed-precision run, too
     except Exception as exc:  # noqa: BLE001 - corrupt or foreign files raise many types
         raise Vocals2SongError(f"cannot load the generator ({type(exc).__name__}: {exc})", path) from exc
     step = tf.function(lambda t: generator(t, training=False), reduce_retracing=True)
-    return Predictor(config, codec_meta(config), lambda tiles: step(tf.constant(tiles)).numpy(),
+    return Predictor(config, runfolder.codec_meta(config), lambda tiles: step(tf.constant(tiles)).numpy(),
                      int(config["training"]["tile"]))
-
-
-def calibrate(predictor: Predictor, pairs: list, fit_envelope: bool = True, fit_loudness: bool = True,
-              limit: int = 48, quietest_db: float = loudness.QUIETEST_DB, check: list | None = None) -> dict:
-    """Fit what training ends with, on up to ``limit`` training pairs spread over ``pairs`` (`data.Pair`): the
-    accompaniment's envelope (`vocals2song.envelope`; powersum-mean generators), fitted against the training mean
-    the generator starts at, then the loudness gain (`vocals2song.loudness.fit_gain`) of the predictor's songs with
-    that envelope, aiming at ``quietest_db``. Returns config.json's "envelope" and "loudness" entries, those asked
-    for.
-
-    The envelope is the mean accompaniment's, not the generator's: fitted against a trained generator's output it
-    also undid the generator's level errors, and on the 134 valid items of a 172-chorale corpus that made the songs
-    0.5 dB too loud and their mrstft 1.405 against 1.251 (docs/quality-log.md). So it suits a generator that is
-    still near that mean, and can undo one that learned the accompaniment's dynamics: with ``check`` (validation
-    pairs), the envelope is kept only if the songs of up to ``limit`` of them, each way with its own gain, are
-    nearer the truth with it (`songs_lsd`); the "envelope_check" entry says what was measured."""
-    from vocals2song import envelope
-    from vocals2song.baselines import spread
-
-    chosen = spread(pairs, limit)
-    meta = predictor.meta
-    prior = predictor.config["model"].get("prior")
-    fit_envelope = fit_envelope and prior is not None
-    planes, fitting = [], []
-    for pair in chosen:
-        u_song, (u_vocals, v_vocals, vocals_meta), (u_true, v_true, target_meta) = _pair_planes(predictor, pair)
-        planes.append((u_song, u_vocals, u_true))
-        if fit_envelope:  # the true accompaniment: the target mixture's STFT less the vocals'
-            Z_vocals, Z_true = (codec.planes_to_spectrogram(u, v, m.top_db, m.range_db)
-                                for u, v, m in ((u_vocals, v_vocals, vocals_meta), (u_true, v_true, target_meta)))
-            fitting.append((u_vocals, np.abs(Z_true - Z_vocals) ** 2,
-                            *mean_power(u_vocals, meta, prior, predictor.gate_radius)))
-    fitted: dict = {}
-    if fit_envelope:
-        fit = {**envelope.fit(fitting, meta.range_db, meta.sr, meta.n_fft), "pairs": len(chosen)}
-        enveloped = _enveloped(planes, fit, meta)
-        if check:
-            fitted["envelope_check"] = _check_envelope(predictor, spread(check, limit), planes, enveloped, fit,
-                                                       fit_loudness, quietest_db)
-        if fitted.get("envelope_check", {}).get("kept", True):
-            fitted["envelope"] = fit
-            planes = enveloped
-    if fit_loudness:
-        alpha, gain = loudness.fit_gain(planes, meta.top_db, meta.range_db, quietest_db)
-        fitted["loudness"] = {"alpha_db": alpha, "pairs": len(chosen), "gain_db": gain}
-    return fitted
-
-
-def _pair_planes(predictor: Predictor, pair) -> tuple[np.ndarray, tuple, tuple]:
-    """A pair's predicted song plane ``u``, and its vocals' and target's ``(u, v, meta)``."""
-    from vocals2song.baselines import read_image_meta
-
-    meta = predictor.meta
-    pixels, vocals_meta = read_image_meta(pair.input, meta)
-    target, target_meta = read_image_meta(pair.target, meta)
-    u_song = predictor.planes(transforms.pixels_to_net(pixels, meta.format, predictor.phase_repr))[0]
-    return (u_song, (*codec.decode_planes(pixels, vocals_meta), vocals_meta),
-            (*codec.decode_planes(target, target_meta), target_meta))
-
-
-def _enveloped(planes: list[tuple], fit: dict, meta: ImageMeta) -> list[tuple]:
-    """``(u_song, u_vocals, u_true)`` planes with the envelope ``fit`` applied to each song's accompaniment."""
-    from vocals2song import envelope
-
-    return [(loudness.apply_gain(u_song, u_vocals, [0.0] * u_song.shape[0], meta.top_db, meta.range_db,
-                                 envelope.offsets_db(fit, u_vocals, meta.range_db, meta.sr, meta.n_fft)),
-             u_vocals, u_true) for u_song, u_vocals, u_true in planes]
-
-
-def songs_lsd(planes: list[tuple[np.ndarray, np.ndarray]], range_db: float) -> float:
-    """The mean over ``(u_song, u_true)`` plane pairs of their log-spectral distance in dB: per frame the RMS over
-    bins of the dB difference, floored at the image's floor, then the mean over frames (train's ``val_lsd``, on
-    whole songs)."""
-    return float(np.mean([np.mean(np.sqrt(np.mean(np.square((u - t) * range_db), axis=0))) for u, t in planes]))
-
-
-def _check_envelope(predictor: Predictor, check: list, planes: list[tuple], enveloped: list[tuple], fit: dict,
-                    fit_loudness: bool, quietest_db: float) -> dict:
-    """Whether the envelope ``fit`` brings the songs of the ``check`` pairs nearer their truth (`songs_lsd`), each
-    way with the loudness gain fitted on the training planes made that way (``planes``, ``enveloped``)."""
-    meta = predictor.meta
-    songs = [(u_song, u_vocals, u_true) for u_song, (u_vocals, *_), (u_true, *_) in
-             (_pair_planes(predictor, pair) for pair in check)]
-    lsd = {}
-    for way, train_planes, check_planes in (("with", enveloped, _enveloped(songs, fit, meta)),
-                                            ("without", planes, songs)):
-        gain = (loudness.fit_gain(train_planes, meta.top_db, meta.range_db, quietest_db)[1] if fit_loudness
-                else [0.0] * songs[0][0].shape[0])
-        lsd[way] = songs_lsd([(loudness.apply_gain(u_song, u_vocals, gain, meta.top_db, meta.range_db), u_true)
-                              for u_song, u_vocals, u_true in check_planes], meta.range_db)
-    return {"kept": lsd["with"] <= lsd["without"], "pairs": len(songs), "lsd_with_db": round(lsd["with"], 4),
-            "lsd_without_db": round(lsd["without"], 4)}
 
 
 # --- one input -------------------------------------------------------------------------------------
@@ -373,30 +275,12 @@ def _vocals_stft(vocals: np.ndarray, meta: ImageMeta, nb_frames: int) -> np.ndar
     return audio.stft(padded, meta.n_fft, meta.hop, meta.win, meta.window)[:, :nb_frames]
 
 
-def mean_power(u_in: np.ndarray, meta: ImageMeta, prior: list[float],
-               gate_radius: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A powersum-mean model's start: ``(power (nb_bins, nb_frames), sounding (nb_frames,))``, the training mean
-    (config.json's model "prior", as `baselines.prior_rows` wrote it) in the frames where the vocals plane ``u_in``
-    sounds (where the head starts at the mean; the gate smoothed with config.json's model "gate_radius"), 0
-    elsewhere."""
-    from vocals2song.baselines import floor_power, power_scale, sounding_planes
-
-    floor, k = floor_power(meta.top_db, meta.range_db), power_scale(meta.range_db)
-    mean = floor * np.expm1(k * (np.asarray(prior[::-1] + [-1.0]) + 1.0) / 2.0)
-    sounding = sounding_planes(u_in, meta.range_db, gate_radius)
-    power = np.zeros(u_in.shape)
-    power[:, sounding] = mean[:, None]
-    return power, sounding
-
-
 def added_power(u: np.ndarray, u_in: np.ndarray, meta: ImageMeta, prior: list[float] | None,
                 gate_radius: int = 0) -> np.ndarray:
     """What an additive model adds to the vocals ``(nb_bins, nb_frames)``: its output's power less its input's plane
     ``u_in`` (`model.PowerSum`'s inverse, the power above the floor), and for a powersum-mean model (``prior``:
     config.json's model "prior") at least the training mean where that lies under the image floor, in the frames
     its head starts at the mean (`mean_power`)."""
-    from vocals2song.baselines import floor_power, power_scale
-
     floor, k = floor_power(meta.top_db, meta.range_db), power_scale(meta.range_db)
     above = np.maximum(np.expm1(k * u.astype(np.float64)) - np.expm1(k * u_in.astype(np.float64)), 0.0)
     silent = np.log1p(above) / k <= SILENT_U  # what a powersum head adds at its start, u = 0.001, is silence
@@ -424,7 +308,7 @@ def _song_around_vocals(vocals: np.ndarray, meta: ImageMeta, predictor: Predicto
 
     top, span = meta.top_db, meta.range_db
     Z_voc = _vocals_stft(vocals, meta, u.shape[1])
-    added = added_power(u, u_in, meta, predictor.config["model"].get("prior"), predictor.gate_radius)
+    added = added_power(u, u_in, meta, predictor.config["model"]["prior"], predictor.gate_radius)
     if frame_db is not None:  # the fitted envelope (vocals2song.envelope), the same in every bin of a frame
         added *= np.power(10.0, frame_db / 10.0)[None, :]
     power = np.abs(Z_voc) ** 2 + added

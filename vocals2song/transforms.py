@@ -94,3 +94,11 @@ def net_to_planes(x: np.ndarray, fmt: str, split: dict | None = None,
     u = np.concatenate([nyquist, u])[::-1]
     v = np.concatenate([nyquist + 0.5, v])[::-1]
     return np.ascontiguousarray(u), np.ascontiguousarray(v)
+
+
+def crop_or_pad(x: np.ndarray, start: int, tile: int) -> np.ndarray:
+    """Frames ``start:start+tile`` of ``(rows, frames, C)``, padded with -1 (silence) past the end."""
+    out = np.full((x.shape[0], tile, x.shape[2]), -1.0, dtype=np.float32)
+    part = x[:, start: start + tile]
+    out[:, : part.shape[1]] = part
+    return out
