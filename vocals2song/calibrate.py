@@ -13,6 +13,7 @@ The predictor it fits is any object with predict's `Predictor` interface (``meta
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -21,6 +22,18 @@ from vocals2song.baselines import read_image_meta, spread
 from vocals2song.codec import ImageMeta
 from vocals2song.gate import mean_power
 from vocals2song.metrics import plane_lsd
+
+
+class Predicting(Protocol):
+    """What calibration needs of a predictor (predict's `Predictor` is one)."""
+
+    config: dict
+    meta: ImageMeta
+    phase_repr: str
+    gate_radius: int
+
+    def planes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+
 
 #: config.json's entries that `calibrate` writes
 ENTRIES = ("envelope", "envelope_check", "loudness")
@@ -40,7 +53,7 @@ def loudness_gain(config: dict) -> list[float] | None:
     return config.get("loudness", {}).get("gain_db")
 
 
-def calibrate_run(run: Path, config: dict, predictor, pairs, fit_envelope: bool, fit_loudness: bool,
+def calibrate_run(run: Path, config: dict, predictor: Predicting, pairs, fit_envelope: bool, fit_loudness: bool,
                   log=print) -> dict:
     """Fit the calibration of RUN's ``predictor`` on ``pairs`` (`data.PairSet`: its training pairs, and its
     validation pairs to check the envelope) into ``config`` and RUN/config.json, and say what was fitted. Additive
@@ -64,7 +77,7 @@ def can_calibrate(config: dict) -> bool:
 
 
 
-def calibrate(predictor: Predictor, pairs: list, fit_envelope: bool = True, fit_loudness: bool = True,
+def calibrate(predictor: Predicting, pairs: list, fit_envelope: bool = True, fit_loudness: bool = True,
               limit: int = 48, quietest_db: float = loudness.QUIETEST_DB, check: list | None = None) -> dict:
     """Fit what training ends with, on up to ``limit`` training pairs spread over ``pairs`` (`data.Pair`): the
     accompaniment's envelope (`vocals2song.envelope`; powersum-mean generators), fitted against the training mean
@@ -107,7 +120,7 @@ def calibrate(predictor: Predictor, pairs: list, fit_envelope: bool = True, fit_
     return fitted
 
 
-def _pair_planes(predictor: Predictor, pair) -> tuple[np.ndarray, tuple, tuple]:
+def _pair_planes(predictor: Predicting, pair) -> tuple[np.ndarray, tuple, tuple]:
     """A pair's predicted song plane ``u``, and its vocals' and target's ``(u, v, meta)``."""
     meta = predictor.meta
     pixels, vocals_meta = read_image_meta(pair.input, meta)
@@ -131,7 +144,7 @@ def songs_lsd(planes: list[tuple[np.ndarray, np.ndarray]], range_db: float) -> f
     return float(np.mean([plane_lsd(u, t, range_db, bins_axis=0) for u, t in planes]))
 
 
-def _check_envelope(predictor: Predictor, check: list, planes: list[tuple], enveloped: list[tuple], fit: dict,
+def _check_envelope(predictor: Predicting, check: list, planes: list[tuple], enveloped: list[tuple], fit: dict,
                     fit_loudness: bool, quietest_db: float) -> dict:
     """Whether the envelope ``fit`` brings the songs of the ``check`` pairs nearer their truth (`songs_lsd`), each
     way with the loudness gain fitted on the training planes made that way (``planes``, ``enveloped``)."""

@@ -261,7 +261,8 @@ def track_settings(name: str, band: str = "random") -> dict:
         "pans": {"soprano": 0.0, "alto": round(rng.uniform(-0.5, 0.0), 2), "tenor": round(rng.uniform(0.0, 0.5), 2),
                  "bass": round(rng.uniform(-0.15, 0.15), 2)},
         "velocities": {p: rng.randint(80, 110) for p in ("soprano", "alto", "tenor", "bass")},
-        "gains_db": {"vocals": 0.0, "bass": round(rng.uniform(-3.0, 3.0), 1), "other": round(rng.uniform(-6.0, 0.0), 1)},
+        "gains_db": {"vocals": 0.0, "bass": round(rng.uniform(-3.0, 3.0), 1),
+                     "other": round(rng.uniform(-6.0, 0.0), 1)},
     }
     if band == "fixed":
         for key, values in FIXED_BAND.items():

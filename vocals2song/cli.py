@@ -14,9 +14,25 @@ from pathlib import Path
 import click
 
 from vocals2song import __version__
-from vocals2song.config import (BANDS, CONTAINERS, DEFAULT_RECIPE, FORMATS, GAN_LOSSES, GENERATORS, MODELS,
-                                PHASE_REPRS, RECIPES, TAILS, TARGETS, ChoralesConfig, CodecConfig, DatasetConfig,
-                                TrainConfig, replace_given, train_config)
+from vocals2song.config import (
+    BANDS,
+    CONTAINERS,
+    DEFAULT_RECIPE,
+    FORMATS,
+    GAN_LOSSES,
+    GENERATORS,
+    MODELS,
+    PHASE_REPRS,
+    RECIPES,
+    TAILS,
+    TARGETS,
+    ChoralesConfig,
+    CodecConfig,
+    DatasetConfig,
+    TrainConfig,
+    replace_given,
+    train_config,
+)
 from vocals2song.errors import Vocals2SongError
 from vocals2song.progress import bar
 
@@ -160,8 +176,10 @@ def sound2image_cmd(source, out, fmt, container, segment, sr, n_fft, hop, range_
                    "one), or a JSON file of training fields (docs/training.md). A flag below overrides that field.")
 @click.option("--model", type=click.Choice(list(MODELS)), default=None,
               help="Network size: default (published pix2pix), small, or tiny (fast on a CPU).")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Train up to this many steps in all (default 10000).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Tiles per step and device (default 4; pix2pix: 1).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Train up to this many steps in all (default 10000).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Tiles per step and device (default 4; pix2pix: 1).")
 @click.option("--tile", type=click.IntRange(min=16), default=None, help="Frames per random crop (default 256).")
 @click.option("--generator", type=click.Choice(list(GENERATORS)), default=None,
               help="unet: the published generator; powersum: adds an accompaniment to the vocals by power, so it "
@@ -223,7 +241,8 @@ def train_cmd(data, run, recipe, debug, resume, **flags):
         summary = train(data, run, cfg, resume=resume, progress=True, log=click.echo)
         if summary.step > summary.start:
             row = summary.last_row
-            click.echo(f"{run}: step {summary.step} in {summary.seconds:.1f} s ({summary.steps_per_second:.2f} steps/s); "
+            click.echo(f"{run}: step {summary.step} in {summary.seconds:.1f} s "
+                       f"({summary.steps_per_second:.2f} steps/s); "
                        f"gen_recon {row.get('gen_recon', float('nan')):.4f}, "
                        f"val_recon {row.get('val_recon', float('nan')):.4f}, "
                        f"val_lsd {row.get('val_lsd', float('nan')):.2f} dB. "
@@ -393,14 +412,15 @@ def demo_cmd(out, steps, chorales, band, debug):
     """Run the whole chain on real music, with nothing to download.
 
     Renders Bach chorales with FluidSynth (the soprano is the "vocals", the other parts one band for
-    every track unless --band random), encodes them, trains the recipe on the CPU, scores it on tunes it never heard against the vocals alone and the mean
-    accompaniment, and predicts songs for a held-out chorale melody and for the real MUSDB18 vocals
-    inside stempeg. OUT/listen/index.html and OUT/evaluate/index.html are pages to listen in a browser.
+    every track unless --band random), encodes them, trains the default recipe on the CPU, scores it on tunes
+    it never heard against the vocals alone and the mean accompaniment, and predicts songs for a held-out
+    chorale melody and for the real MUSDB18 vocals inside stempeg. OUT/listen/index.html and OUT/evaluate/index.html
+    are pages to listen in a browser.
 
     \b
     Examples:
       vocals2song demo
-      vocals2song demo --out /tmp/demo --steps 300 --chorales 8
+      vocals2song demo --out quick_demo --steps 300 --chorales 8
     """
     from vocals2song.demo import DEFAULT_STEPS, DEMO_BAND, DEMO_CHORALES, demo
     from vocals2song.evaluate import summary

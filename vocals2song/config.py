@@ -195,8 +195,8 @@ def recipe_fields(spec: str) -> tuple[str, dict]:
         raise Vocals2SongError(f"unknown base recipe {base!r}; use one of {', '.join(RECIPES)}", spec, usage=True)
     unknown = sorted(set(given) - set(RECIPE_FIELDS))
     if unknown:
-        raise Vocals2SongError(f"unknown training field {unknown[0]!r}; a recipe sets these: {', '.join(RECIPE_FIELDS)}",
-                               spec, usage=True)
+        raise Vocals2SongError(f"unknown training field {unknown[0]!r}; a recipe sets these: "
+                               f"{', '.join(RECIPE_FIELDS)}", spec, usage=True)
     defaults = TrainConfig()
     for key, value in given.items():
         if not _fits(value, getattr(defaults, key)):

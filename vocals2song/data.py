@@ -165,12 +165,14 @@ def find_pairs(data: str | os.PathLike, input_subdir: str = "vocals", target_sub
                          f"({len(valid)} pairs) for validation")
         else:
             valid = train
-            notes.append("one track only: validation uses training pairs (val_recon and val_lsd measure fit, not generalisation)")
+            notes.append("one track only: validation uses training pairs (val_recon and val_lsd measure fit, not "
+                         "generalisation)")
     elif {p.track for p in train} & {p.track for p in valid}:
         leaked = sorted({p.track for p in train} & {p.track for p in valid})
         notes.append(f"tracks on both sides of the train/valid split: {', '.join(leaked[:3])}")
     meta_in, meta = _format_of(info_in, train[0].input), _format_of(info_tar, train[0].target)
-    if meta_in.format != meta.format or (info_in.nb_rows, info_in.nb_channels) != (info_tar.nb_rows, info_tar.nb_channels):
+    shape_in, shape_tar = (info_in.nb_rows, info_in.nb_channels), (info_tar.nb_rows, info_tar.nb_channels)
+    if meta_in.format != meta.format or shape_in != shape_tar:
         raise Vocals2SongError(f"inputs are {meta_in.format} {info_in.nb_rows} rows and targets {meta.format} "
                                f"{info_tar.nb_rows} rows; encode both with the same settings", root)
     target = "accompaniment" if target_subdir == "accompaniment" else "mixture"

@@ -3,14 +3,14 @@
 An additive (``powersum``) generator adds about the same accompaniment in every frame where the vocals sound: the
 mean under the vocals, as `baselines.mean_accompaniment` adds it. But the accompaniment is not flat. Where the
 vocals fade (the end of a note, a breath, a held fermata dying away) it fades too, and where they attack it
-attacks. A gated mean cannot follow that; the small U-Net does not learn it in a CPU budget (README, "Quality").
+attacks. A gated mean cannot follow that; the small U-Net does not learn it in a CPU budget (docs/quality-log.md).
 
 So training ends by fitting a linear model of the accompaniment's level in each frame: a ridge regression on the
 vocals' level and onset strength (their positive spectral flux) in the frames around it. It is fitted on training
 pairs against the training mean that a powersum-mean generator starts at (`predict.calibrate`), and applied at
 predict as a gain of ``offset[t]`` dB on whatever the generator adds in that frame, the same in every bin.
 
-Measured with `vocals2song evaluate` on the rendered chorales (README, "Quality"): the mean accompaniment with
+Measured with `vocals2song evaluate` on the rendered chorales (docs/quality-log.md): the mean accompaniment with
 this envelope (an untrained powersum-mean model, no loudness gain) against without it, median lsd 10.88 against
 11.09 on 34 unseen test items of 60 chorales (better on 20) and mrstft 1.598 against 1.623 (better on 29); 10.56
 against 10.89 and 1.407 against 1.423 on 145 test items of 172 chorales (better on 80 and 83). With the vocals'

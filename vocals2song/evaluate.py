@@ -11,11 +11,10 @@ added accompaniment with the true one). SNR and SI-SDR reward copying the one tr
 model lsd, mrstft, loudness, buzz and harmony say more.
 
 Writes ``report.json`` (``{"model": {metric: median}, "baselines": {name: {metric: median}}, "means": {...},
-"best_baseline": name, "items": [...]}``), ``report.md``, ``metrics.png``, ``items/<name>.png`` spectrogram comparisons for a few items, and
-``index.html``, a listening page with those pictures, players for the vocals, the true mixture, the model's song and
-each baseline (page copies in ``audio/``), and the metrics with the winner marked.
-With `museval` installed, BSSEval v4 SDR (``bss_sdr``) joins the metrics.
-"""
+"best_baseline": name, "items": [...]}``), ``report.md``, ``metrics.png``, ``items/<name>.png`` spectrogram
+comparisons for a few items, and ``index.html``, a listening page with those pictures, players for the vocals, the
+true mixture, the model's song and each baseline (page copies in ``audio/``), and the metrics with the winner
+marked. With `museval` installed, BSSEval v4 SDR (``bss_sdr``) joins the metrics. """
 
 from __future__ import annotations
 

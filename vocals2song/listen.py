@@ -183,7 +183,8 @@ def metrics_html(table: MetricsTable) -> str:
         way = {True: "higher", False: "lower", None: "nearer 0"}[table.higher_is_better[metric]]
         cells = "".join(f"<td class=\"best\" title=\"best: {e(n)}\">{_number(table.values[n].get(metric))}</td>"
                         if n == best else f"<td>{_number(table.values[n].get(metric))}</td>" for n in names)
-        rows.append(f"<tr><td>{e(metric).replace('_', '_<wbr>')} <span class=\"note\">({way} is better)</span></td>{cells}</tr>")
+        label = f"{e(metric).replace('_', '_<wbr>')} <span class=\"note\">({way} is better)</span>"
+        rows.append(f"<tr><td>{label}</td>{cells}</tr>")
     caption = f"<caption>{e(table.caption + ' ' if table.caption else '')}\u2713 marks the best of each row.</caption>"
     return f"<div class=\"table\"><table>{caption}{''.join(rows)}</table></div>"
 

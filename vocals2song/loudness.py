@@ -3,7 +3,7 @@
 A generator trained with L1 on dB planes predicts about the median of the accompaniment's level in each bin. That
 is right for the log-spectral distance, but a song's loudness is its *power*, and most of an accompaniment's power
 sits in a few loud bins and frames (low notes, attacks): the median is far below the mean there. On the chorales the
-predicted songs came out 3.4 dB quieter than the true ones (README, "Quality").
+predicted songs came out 3.4 dB quieter than the true ones (docs/quality-log.md).
 
 The fix is a gain on the predicted accompaniment's power, fitted on training pairs when training ends, so that the
 predicted songs carry nearly the true songs' total power (`QUIETEST_DB`). The gain is not flat: bin ``f`` gets
@@ -28,7 +28,7 @@ from vocals2song import codec
 ALPHA_LIMIT_DB = 30.0
 #: the quietest the predicted songs may be, in dB under the true ones, before a gain lifts them (to exactly this).
 #: A gain costs spectral accuracy, so it does the least that brings the loudness within reach: on the chorales,
-#: lifting to 0 dB made the mrstft worse than the mean accompaniment's (1.411 against 1.361); README, "Quality".
+#: lifting to 0 dB made the mrstft worse than the mean accompaniment's (1.411 against 1.361); docs/quality-log.md.
 QUIETEST_DB = -2.0
 
 

@@ -15,8 +15,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from vocals2song.gate import gate_u, power_scale
 from vocals2song.config import GAN_LOSSES, GENERATORS, MODELS, NORMS, RECON_LOSSES, ModelConfig, TrainConfig
+from vocals2song.gate import gate_u, power_scale
 
 KERNEL = 4
 
@@ -221,14 +221,14 @@ class _AccompanimentHead(layers.Layer):
     accompaniment silent (measured on the synthetic task: lsd 28.7 against 27.3 for a tanh started mid-range).
     Below the floor the gradient is 0 where the accompaniment should be silent anyway.
 
-    ``quiet_rows_keep_prior`` (powersum-mean generators since 2026-11-22's fourth session): in the rows where the
-    prior, the training mean, has less power than the image's floor (`quiet_rows`), the network adds nothing. The image cannot show what lies under
+    ``quiet_rows_keep_prior`` (powersum-mean generators): in the rows where the prior, the training mean, has less
+    power than the image's floor (`quiet_rows`), the network adds nothing. The image cannot show what lies under
     its floor (100 dB under a full-scale sine), so neither the training loss nor val_lsd sees it, but the songs'
     lsd does (down to 134 dB under): on the 172 chorales the first generator trained to a lower val_lsd painted
     those rows (about 300 of 512, over ~9 kHz) just above the floor, and its songs' lsd above 4 kHz was 14.1 dB
     against 9.4 for the start. Runs saved before it (no such key) paint every row, as they did.
 
-    ``gate_radius`` (powersum-mean generators since 2026-11-23): the gate loses its runs of up to ``2 *
+    ``gate_radius`` (powersum-mean generators): the gate loses its runs of up to ``2 *
     gate_radius`` frames, as `gate.smooth_gate` smooths it (a max pool along frames; the tile's own frames: a
     gap at a tile's edge is judged by what the tile holds). Runs saved before it (no such key) keep the raw gate.
     """

@@ -14,11 +14,9 @@ Orientation conventions:
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -26,7 +24,6 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from vocals2song.errors import Vocals2SongError
 from vocals2song.files import atomic_path
 from vocals2song.runfolder import HISTORY_COLUMNS
 
@@ -227,7 +224,7 @@ def _value(row: Mapping[str, Any], key: str) -> float:
 def save_losses(path: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -> None:
     """Plot the training history and write it as PNG.
 
-    ``history``: dicts with keys ``step, gen_total, gen_gan, gen_recon, disc, val_recon, val_lsd`` (`runfolder.HISTORY_COLUMNS`) (floats; any
+    ``history``: dicts with keys `runfolder.HISTORY_COLUMNS` (floats; any
     but ``step`` may be NaN, None or missing). Top panel: ``gen_gan`` and ``disc``; middle panel: ``gen_recon``
     and ``val_recon`` (its finite points only, with markers); bottom panel: ``val_lsd`` in dB (when any row has
     one: histories from before it have none), against ``step``. An empty history gives a figure saying "no

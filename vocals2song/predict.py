@@ -26,8 +26,8 @@ from vocals2song.codec import ImageMeta
 from vocals2song.config import CodecConfig
 from vocals2song.errors import Failure, Vocals2SongError, run_each
 from vocals2song.gate import floor_power, mean_power, power_scale
-from vocals2song.transforms import crop_or_pad
 from vocals2song.imagefile import EXTENSIONS, IMAGE_SUFFIXES, read_image, write_image
+from vocals2song.transforms import crop_or_pad
 
 PHASES = ("model", "vocals", "griffinlim")
 GRIFFINLIM_ITERS = 32
@@ -254,8 +254,8 @@ def predict_song(vocals: np.ndarray, pixels: np.ndarray, meta: ImageMeta, predic
     encode, decode = codec.CODECS[fmt][:2]
     out_pixels, split = encode(u, v, meta.range_db)
     u, v = decode(out_pixels, split)
-    out_meta = dataclasses.replace(meta, source={**(meta.source or {}), "stem": "predicted " + predictor.config["target"]},
-                                   split=split)
+    stem = "predicted " + predictor.config["target"]
+    out_meta = dataclasses.replace(meta, source={**(meta.source or {}), "stem": stem}, split=split)
     angle = vocals_angle if phase == "vocals" else None
     generated = codec.planes_to_audio(u, v, out_meta, phase=angle,
                                       griffinlim_iters=iters if phase == "griffinlim" else 0)

@@ -237,7 +237,8 @@ def _encode_track(job, codec_cfg, data_cfg, out: Path, result: TrackResult) -> N
     ext = imagefile.EXTENSIONS[codec_cfg.container_name]
     segment_length = int(round(data_cfg.segment * codec_cfg.sr))
     nb_samples = len(next(iter(stems.values())))
-    for index, (start, length) in enumerate(segment_bounds(nb_samples, segment_length, data_cfg.tail, data_cfg.min_tail)):
+    bounds = segment_bounds(nb_samples, segment_length, data_cfg.tail, data_cfg.min_tail)
+    for index, (start, length) in enumerate(bounds):
         chunks = {}
         for stem, y in stems.items():
             chunk = y[start: start + length]
