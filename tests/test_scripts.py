@@ -1,4 +1,5 @@
-"""The benchmark scripts run and print their figures (tiny sizes here; the real figures come from their defaults)."""
+"""The scripts in scripts/ (and the research probes in scripts/research/) run and print their figures (tiny sizes
+here; the real figures come from their defaults)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def test_bench_predict_reports_realtime_factor(tmp_path):
 
 
 def test_quality_headroom_ranks_the_oracles(train_data):
-    out = run_script("quality_headroom.py", str(train_data))
+    out = run_script("research/quality_headroom.py", str(train_data))
     scores = {line[:30].strip(): float(line[30:]) for line in out.splitlines()[1:]}
     assert len(scores) == 7 and "test items" in out
     # knowing the true accompaniment beats knowing nothing of it, and its frame gains beat the flat mean
@@ -59,7 +60,8 @@ def test_quality_headroom_ranks_the_oracles(train_data):
 
 
 def test_bench_validation_reports_the_cost_per_step(train_data):
-    out = run_script("bench_validation.py", str(train_data), "--models", "tiny", "--tiles", "1,32", "--repeats", "1")
+    out = run_script("research/bench_validation.py", str(train_data), "--models", "tiny", "--tiles", "1,32",
+                     "--repeats", "1")
     lines = [line for line in out.splitlines() if "ms per validation" in line]
     assert "(2 valid pairs)" in out and len(lines) == 2
     assert "1 tiles:" in lines[0] and "2 tiles:" in lines[1]  # no more tiles than valid pairs, as in train
@@ -77,7 +79,8 @@ def test_score_generators_gives_train_s_figures(train_data, tmp_path):
     train(train_data, run, TrainConfig(model="tiny", steps=2, log_every=1, checkpoint_every=2, sample_every=100,
                                        lr=0.01), progress=False, log=lambda *a: None)
     best = json.loads((run / "config.json").read_text())["best"]
-    out = run_script("score_generators.py", str(run), str(train_data), "generator_best.keras", "generator.keras")
+    out = run_script("research/score_generators.py", str(run), str(train_data), "generator_best.keras",
+                     "generator.keras")
     rows = {line.split()[0]: float(line.split()[2]) for line in out.splitlines() if "val_lsd" in line}
     assert set(rows) == {"start", "generator_best.keras", "generator.keras"} and f"kept step {best['step']}" in out
     assert rows["generator.keras"] != rows["start"]  # two steps at lr 0.01 moved it: each network is scored
@@ -88,8 +91,8 @@ def test_score_generators_gives_train_s_figures(train_data, tmp_path):
 def test_fit_check_fits_the_training_tiles(train_data):
     """The fit check's generator fits the few training tiles it sees (on this learnable synthetic task the unseen
     ones follow); a step that does not train leaves the first figure where it was."""
-    out = run_script("fit_check.py", str(train_data), "--model", "tiny", "--tiles", "4", "--batch", "2", "--steps",
-                     "150", "--every", "50")
+    out = run_script("research/fit_check.py", str(train_data), "--model", "tiny", "--tiles", "4", "--batch", "2",
+                     "--steps", "150", "--every", "50")
     rows = [line for line in out.splitlines() if line.startswith("step")]
     assert len(rows) == 4 and "4 found" in out and "2 validation tiles" in out
     fitted = [float(row.split("fitted")[1].split()[0]) for row in rows]

@@ -4,10 +4,10 @@ and number of tiles, on DATA's validation split.
 
 Prints, per preset and tile count, the median time of one validation over ``--repeats`` (after one untimed call that
 traces the graph), and that time spread over ``--log-every`` steps (what it adds to every training step; compare
-with a step: `bench_train.py`). A validation split with fewer pairs than asked gives fewer tiles (one per pair), as
-in `train`; the line says how many.
+with a step: `scripts/bench_train.py`). A validation split with fewer pairs than asked gives fewer tiles (one per
+pair), as in `train`; the line says how many.
 
-    python scripts/bench_validation.py DATA [--models tiny,small] [--tiles 8,32] [--log-every 100]
+    python scripts/research/bench_validation.py DATA [--models tiny,small] [--tiles 8,32] [--log-every 100]
 """
 
 from __future__ import annotations
