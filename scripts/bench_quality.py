@@ -27,13 +27,15 @@ import sys
 import time
 from pathlib import Path
 
+from benchlib import PUBLISHED
+
 from vocals2song.config import PIX2PIX_TRAINING, cli_flags
 
 #: variant name -> extra `vocals2song train` flags; each says its lambda and whether it keeps its best generator, so
 #: a row means the same whatever the current defaults are (lambda became 1000 after the README's first table, and
 #: --keep-best the default on 2026-11-22)
 VARIANTS: dict[str, list[str]] = {
-    "published": ["--no-keep-best", "--generator", "unet", "--phase-repr", "angle", "--lambda-l1", "100"],
+    "published": ["--no-keep-best", *cli_flags(PUBLISHED)],  # pix2pix's network, lambda and training
     "powersum": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "none", "--lambda-l1", "100"],
     "powersum-mean": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "100"],
     "powersum-mean-l1x10": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none",
@@ -91,10 +93,11 @@ VARIANTS: dict[str, list[str]] = {
                    "--lambda-l1", "1", "--batch-size", "4", "--lr", "1e-4", "--norm", "instance", "--ema", "0.995",
                    "--keep-best"],
 }
-#: pix2pix's training, which every variant but "default", "regression" and "power" pins (the defaults until
-#: 2026-11-22's fourth session); a variant's own flags come after it, and the last of a repeated flag wins
-VARIANTS = {name: flags if name in ("default", "regression", "power") else [*cli_flags(PIX2PIX_TRAINING), *flags]
-            for name, flags in VARIANTS.items()}
+#: pix2pix's training, which every variant but "default", "regression" and "power" pins ("published" pins it in
+#: PUBLISHED) (the defaults until 2026-11-22's fourth session); a variant's own flags come after it, and the last of a
+#: repeated flag wins
+VARIANTS = {name: flags if name in ("published", "default", "regression", "power")
+            else [*cli_flags(PIX2PIX_TRAINING), *flags] for name, flags in VARIANTS.items()}
 #: (report key, column title, format)
 COLUMNS = (("lsd", "lsd", "{:.2f}"), ("mrstft", "mrstft", "{:.3f}"), ("si_sdr", "SI-SDR", "{:.1f}"),
            ("loudness_db", "loudness dB", "{:+.1f}"), ("lsd_low", "lsd <500", "{:.2f}"),

@@ -154,13 +154,14 @@ def test_recalibrate_refits_what_it_is_asked_to(train_data, trained_run, tmp_pat
     assert not (tmp_path / "unet").exists()
 
 
-def test_every_bench_quality_variant_is_a_valid_train_command():
+def test_every_bench_quality_variant_is_a_valid_train_command(monkeypatch):
     """Each variant's flags parse as `vocals2song train` options (a misspelt flag would fail only hours into a
-    benchmark), and the power variant asks for what its comment says."""
+    benchmark), and the power and published variants ask for what their comments say."""
     import importlib.util
 
     from vocals2song.cli import train_cmd
 
+    monkeypatch.syspath_prepend(str(SCRIPTS))  # as when it runs: its folder on sys.path, for benchlib
     spec = importlib.util.spec_from_file_location("bench_quality", SCRIPTS / "bench_quality.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -169,3 +170,6 @@ def test_every_bench_quality_variant_is_a_valid_train_command():
         assert ctx.params["run"] == "RUN", name
     power = train_cmd.make_context("train", ["DATA", "RUN", *bench.VARIANTS["power"]]).params
     assert power["power_loss"] == 10.0 and power["envelope"] is False and power["keep_best"] is False
+    published = train_cmd.make_context("train", ["DATA", "RUN", *bench.VARIANTS["published"]]).params
+    assert (published["generator"], published["phase_repr"], published["lambda_l1"]) == ("unet", "angle", 100.0)
+    assert published["gan_loss"] == "bce" and published["batch_size"] == 1 and published["keep_best"] is False
