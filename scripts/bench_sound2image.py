@@ -1,4 +1,4 @@
-"""Benchmark `vocals2song sound2image` against a plain per-file encoder of the original 2019 project's kind.
+"""Benchmark `vocals2song sound2image` against a plain per-file encoder of the original project's kind.
 
 It writes a MUSDB18-HQ-shaped tree of synthetic tracks (`vocals2song.synth.make_musdb_tree`, 16-bit stereo WAV
 at 44.1 kHz; default 4 tracks x 180 s) and times, wall clock, from interpreter start to exit:

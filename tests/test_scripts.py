@@ -54,7 +54,7 @@ def test_quality_headroom_ranks_the_oracles(train_data):
     scores = {line[:30].strip(): float(line[30:]) for line in out.splitlines()[1:]}
     assert len(scores) == 7 and "test items" in out
     # knowing the true accompaniment beats knowing nothing of it, and its frame gains beat the flat mean
-    # (on these synthetic songs the mean itself loses to the vocals: 31.7 against 22.6 when written)
+    # (on these synthetic songs the mean itself loses to the vocals: about 31.7 against 22.6)
     assert scores["oracle: true accompaniment"] < min(scores["mean_accompaniment"], scores["vocals_only"])
     assert scores["oracle: + frame gain"] < scores["mean_accompaniment"]
 
@@ -96,7 +96,7 @@ def test_fit_check_fits_the_training_tiles(train_data):
     rows = [line for line in out.splitlines() if line.startswith("step")]
     assert len(rows) == 4 and "4 found" in out and "2 validation tiles" in out
     fitted = [float(row.split("fitted")[1].split()[0]) for row in rows]
-    assert fitted[-1] < fitted[0] - 0.3, out  # measured 9.31 -> 8.48
+    assert fitted[-1] < fitted[0] - 0.3, out  # about 9.31 -> 8.48
     assert out.splitlines()[-1].startswith("after 150 steps: fitted tiles")
 
 
