@@ -35,18 +35,16 @@ Targets not met are reported; the exit status is non-zero only on errors.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from benchlib import RESULT_TAG, child_peak_rss, models_arg, others_note, run_timed, work_folder
+from benchlib import (RESULT_TAG, VALID_TRACK, add_work_folder_args, build_synthetic_dataset, models_arg, others_note,
+                      peak_rss_command, print_machine, run_timed, work_folder)
 
-VALID_TRACK = "Actions - One Minute Smile"  # musdb lists it as validation: sound2image puts it in valid/
 SR = 44100
 SEGMENT = 3.0
 
@@ -97,21 +95,6 @@ def is_run(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "generator.keras").is_file()
 
 
-def build_dataset(work: Path) -> Path:
-    """Synthetic tree -> sound2image dataset (rgb8 PNG, 3 s images, 2 workers); returns its root."""
-    from vocals2song.config import CodecConfig, DatasetConfig
-    from vocals2song.sound2image import sound2image
-    from vocals2song.synth import make_musdb_tree
-
-    tree, data = work / "musdb", work / "dataset"
-    tracks = [("train", f"Synth {i:02d} - Bench", 2 * SEGMENT) for i in (1, 2)] + [("train", VALID_TRACK, SEGMENT)]
-    make_musdb_tree(tree, tracks, seed=0)
-    summary = sound2image(tree, data, CodecConfig(), DatasetConfig(segment=SEGMENT, workers=2))
-    if summary.failed:
-        sys.exit("sound2image failed: " + "; ".join(r.error or "" for r in summary.failed))
-    return data
-
-
 def write_vocals(path: Path, seconds: float, seed: int) -> float:
     """Synthetic vocals, 16-bit stereo WAV at 44.1 kHz; returns the duration in seconds."""
     import soundfile as sf
@@ -136,8 +119,6 @@ def main(argv: list[str] | None = None) -> int:
         return child_train(data, pairs[0::2], pairs[1::2])
     if argv[:1] == ["--child-inprocess"]:
         return child_inprocess(*argv[1:5])
-    if argv[:1] == ["--peak-rss"] and len(argv) > 3 and argv[2] == "--":
-        return child_peak_rss(Path(argv[1]), argv[3:])
 
     cpus = os.cpu_count() or 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -150,18 +131,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="run folders DIR/<model>: reused where they hold a trained run, else trained and kept "
                              "there (default: trained in the work folder)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak memory comparison")
-    parser.add_argument("--workdir", type=Path, default=None, help="work folder (default: a temporary one)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    add_work_folder_args(parser)
     args = parser.parse_args(argv)
     if not 0 < args.short_seconds <= args.seconds:
         parser.error("need 0 < --short-seconds <= --seconds")
 
     with work_folder(parser, args.workdir, "bench_predict_", args.keep) as work:
-        from importlib.metadata import version
-
-        print(f"Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
-        print(f"Machine: {platform.machine()}, CPU count {cpus}, Python {platform.python_version()}, "
-              f"TensorFlow {version('tensorflow')}, Keras {version('keras')}")
+        print_machine()
         me = str(Path(__file__).resolve())
 
         # --- the runs
@@ -173,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Runs reused from {runs_dir}: {', '.join(reused)}")
         if missing:
             t0 = time.perf_counter()
-            data = build_dataset(work)
+            data = build_synthetic_dataset(work, SEGMENT, nb_train=2)
             built = time.perf_counter() - t0
             cmd = [sys.executable, me, "--child-train", str(data)]
             for m in missing:
@@ -239,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                 out = work / f"out_memory_{label}"
                 cli = [sys.executable, "-m", "vocals2song", "predict", str(runs[model]), str(wav), "--out", str(out)]
                 log = work / f"memory_{label}.log"
-                res, _, _, others = run_timed([sys.executable, me, "--peak-rss", str(log), "--", *cli],
-                                              work / f"memory_{label}.wrapper.log", result=True)
+                res, _, _, others = run_timed(peak_rss_command(log, cli), work / f"memory_{label}.wrapper.log",
+                                              result=True)
                 if res["rc"] != 0:
                     sys.exit(f"predict failed ({res['rc']}): {' '.join(cli)}\n"
                              f"{log.read_text(errors='replace')[-4000:]}")

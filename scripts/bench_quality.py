@@ -27,13 +27,14 @@ import sys
 import time
 from pathlib import Path
 
+from benchlib import PUBLISHED
+
 from vocals2song.config import PIX2PIX_TRAINING, cli_flags
 
-#: variant name -> extra `vocals2song train` flags; each says its lambda and whether it keeps its best generator, so
-#: a row means the same whatever the current defaults are (lambda became 1000 after the README's first table, and
-#: --keep-best the default on 2026-11-22)
+#: variant name -> extra `vocals2song train` flags; each but "default" says its lambda and whether it keeps its best
+#: generator, so that a row means the same whatever the current defaults are
 VARIANTS: dict[str, list[str]] = {
-    "published": ["--no-keep-best", "--generator", "unet", "--phase-repr", "angle", "--lambda-l1", "100"],
+    "published": ["--no-keep-best", *cli_flags(PUBLISHED)],  # pix2pix's network, lambda and training
     "powersum": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "none", "--lambda-l1", "100"],
     "powersum-mean": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "100"],
     "powersum-mean-l1x10": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none",
@@ -54,9 +55,9 @@ VARIANTS: dict[str, list[str]] = {
                          "--lambda-l1", "100", "--tile", "512"],
     "powersum-if": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "if", "--lambda-l1", "100"],
     "powersum-angle": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "angle", "--lambda-l1", "100"],
-    # the default recipe from 2026-11-22 to that day's fourth session: lambda 1000, the best generator kept
-    # (--keep-best); since the second session training also fits the accompaniment's envelope (vocals2song.envelope),
-    # and since the third --keep-best minimises val_lsd on 32 tiles, by a 1% margin (it had been val_l1 on 8)
+    # the GAN recipe: lambda 1000 and the best generator kept (--keep-best: the lowest val_lsd on the validation
+    # tiles, by a 1% margin), with pix2pix's training; training also fits the accompaniment's envelope
+    # (vocals2song.envelope)
     "gan-default": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000", "--keep-best"],
     "default-noenvelope": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
                            "--keep-best", "--no-envelope"],
@@ -78,23 +79,23 @@ VARIANTS: dict[str, list[str]] = {
     # minimises it
     "default-l2": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "5000", "--keep-best",
                    "--keep-best-by", "val_l1", "--recon-loss", "l2"],
-    # the default recipe since 2026-11-22's fourth session (whatever the defaults are now)
+    # the default recipe, whatever the defaults are now
     "default": ["--generator", "powersum-mean", "--phase-repr", "none", "--keep-best"],
-    # the default recipe with a spectral-convergence term (--power-loss, sixth session): the generator learns the
+    # the default recipe with a spectral-convergence term (--power-loss): the generator learns the
     # loudness the log planes' loss leaves to the calibration; no envelope, and its last weights (val_lsd, which
     # --keep-best minimises, does not see what the term buys)
     "power": ["--generator", "powersum-mean", "--phase-repr", "none", "--power-loss", "10", "--no-envelope",
               "--no-keep-best"],
     # no discriminator: L2 regression on batches of 4, Adam 1e-4, instance norm, and the moving average of the
-    # weights validated and kept (--ema): the first recipe whose val_lsd fell below the start's and stayed there
+    # weights validated and kept (--ema): its val_lsd falls below the untrained start's and stays there
     "regression": ["--generator", "powersum-mean", "--phase-repr", "none", "--gan-loss", "none", "--recon-loss", "l2",
                    "--lambda-l1", "1", "--batch-size", "4", "--lr", "1e-4", "--norm", "instance", "--ema", "0.995",
                    "--keep-best"],
 }
-#: pix2pix's training, which every variant but "default", "regression" and "power" pins (the defaults until
-#: 2026-11-22's fourth session); a variant's own flags come after it, and the last of a repeated flag wins
-VARIANTS = {name: flags if name in ("default", "regression", "power") else [*cli_flags(PIX2PIX_TRAINING), *flags]
-            for name, flags in VARIANTS.items()}
+#: pix2pix's training (`config.PIX2PIX_TRAINING`), which every variant but "default", "regression" and "power" pins
+#: ("published" through PUBLISHED); a variant's own flags come after it, and the last of a repeated flag wins
+VARIANTS = {name: flags if name in ("published", "default", "regression", "power")
+            else [*cli_flags(PIX2PIX_TRAINING), *flags] for name, flags in VARIANTS.items()}
 #: (report key, column title, format)
 COLUMNS = (("lsd", "lsd", "{:.2f}"), ("mrstft", "mrstft", "{:.3f}"), ("si_sdr", "SI-SDR", "{:.1f}"),
            ("loudness_db", "loudness dB", "{:+.1f}"), ("lsd_low", "lsd <500", "{:.2f}"),

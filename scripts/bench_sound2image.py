@@ -1,4 +1,4 @@
-"""Benchmark `vocals2song sound2image` against a plain per-file encoder of the original 2019 project's kind.
+"""Benchmark `vocals2song sound2image` against a plain per-file encoder of the original project's kind.
 
 It writes a MUSDB18-HQ-shaped tree of synthetic tracks (`vocals2song.synth.make_musdb_tree`, 16-bit stereo WAV
 at 44.1 kHz; default 4 tracks x 180 s) and times, wall clock, from interpreter start to exit:
@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import others_note, run_measured, work_folder
+from benchlib import add_work_folder_args, others_note, run_measured, work_folder
 
 TARGET_SPEEDUP = 2.0
 AIM_SPEEDUP = 3.0
@@ -117,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracks", type=int, default=4, help="synthetic tracks (default 4)")
     parser.add_argument("--seconds", type=float, default=180.0, help="seconds per track (default 180)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each, alternating (default 3)")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="folder for the tree and the outputs (default: a new temporary folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder with the generated tree (run outputs are always deleted)")
+    add_work_folder_args(parser, "keep the work folder with the generated tree (run outputs are always deleted)")
     parser.add_argument("--format", default="rgb8", help="our image format (default rgb8)")
     parser.add_argument("--container", default=None, help="our container (default: the format's, PNG for rgb8)")
     parser.add_argument("--workers", type=int, default=cpus, help=f"our workers (default: CPU count, {cpus})")

@@ -48,33 +48,36 @@ Targets not met are reported; the exit status is non-zero only on errors.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
 import re
-import resource
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from benchlib import MODEL_ORDER, RESULT_TAG, child_peak_rss, models_arg, others_note, run_timed, work_folder
-
-from vocals2song.config import PIX2PIX_TRAINING
+from benchlib import (MODEL_ORDER, PUBLISHED, RESULT_TAG, VALID_TRACK, add_work_folder_args, build_synthetic_dataset,
+                      models_arg, others_note, peak_rss_command, print_machine, run_timed, self_peak_rss, work_folder)
 
 TARGET_TINY_STEPS_PER_S = 5.0
 TARGET_MEMORY_RATIO = 1.25
 TARGET_CLI_SHARE = 0.85  # tiny through the CLI path against the bare train step
-VALID_TRACK = "Actions - One Minute Smile"  # musdb lists it as validation: sound2image puts it in valid/
 
 
 # --- child modes -----------------------------------------------------------------------------------
+# The train() runs train PUBLISHED, the network the bare step builds (`build_pix2pix`'s defaults), so that the two
+# are like for like.
 
-#: the network the bare step builds (`build_pix2pix`'s defaults): the published generator with its phase channel,
-#: so train() runs are like for like with it (the CLI's default recipe is powersum-mean, magnitude only)
-PUBLISHED = {"generator": "unet", "phase_repr": "angle", "lambda_l1": 100.0, **PIX2PIX_TRAINING}
+def append_fit_callback(keras, callback) -> None:
+    """Make every ``keras.Model.fit`` of this process call ``callback`` after the run's own callbacks."""
+    fit = keras.Model.fit
+
+    def fit_with(self, *args, callbacks=None, **kwargs):
+        return fit(self, *args, callbacks=[*(callbacks or []), callback], **kwargs)
+
+    keras.Model.fit = fit_with
+
 
 def child_steps(data: str, run: str, model: str, warmup: int, steps: int) -> int:
     """Train ``model`` on DATA for warmup + steps + 1 steps with the real `train()`; print a result line."""
@@ -101,12 +104,7 @@ def child_steps(data: str, run: str, model: str, warmup: int, steps: int) -> int
         def on_train_batch_end(self, batch, logs=None):
             stamps.append(time.perf_counter())
 
-    fit = keras.Model.fit
-
-    def timed_fit(self, *args, callbacks=None, **kwargs):
-        return fit(self, *args, callbacks=[*(callbacks or []), StepTimer()], **kwargs)
-
-    keras.Model.fit = timed_fit
+    append_fit_callback(keras, StepTimer())
     total = warmup + steps + 1
     cfg = TrainConfig(model=model, steps=total, log_every=total, checkpoint_every=total, sample_every=total,
                       **PUBLISHED)
@@ -125,12 +123,6 @@ def child_steps(data: str, run: str, model: str, warmup: int, steps: int) -> int
         "nb_channels": nb_channels, "train_pairs": len(pairs.train), "valid_pairs": len(pairs.valid),
         "format": pairs.meta.format, "peak_rss": self_peak_rss()}), flush=True)
     return 0
-
-
-def self_peak_rss() -> int:
-    """This process's peak RSS in bytes."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 def current_rss() -> int:
@@ -210,9 +202,7 @@ def child_cli(data: str, work: str, steps: int, warmup: int, bare_steps: int, ro
         def on_train_batch_end(self, batch, logs=None):
             stamps.append((time.perf_counter(), time.process_time()))
 
-    fit = keras.Model.fit
-    keras.Model.fit = lambda self, *a, callbacks=None, **k: fit(self, *a, callbacks=[*(callbacks or []), StepTimer()],
-                                                               **k)
+    append_fit_callback(keras, StepTimer())
     pairs = data_mod.find_pairs(data)
     nb_rows, nb_channels = pairs.info.nb_rows - 1, transforms.nb_net_channels(pairs.meta.format)
     bare = bare_stepper(build_pix2pix(nb_rows, nb_channels, MODELS["tiny"]), nb_rows, nb_channels)
@@ -278,9 +268,7 @@ def child_read_all(margin: int, train_args: list[str]) -> int:
             if state["all_read_step"] is not None and batch + 1 >= state["all_read_step"] + margin:
                 self.model.stop_training = True
 
-    fit = keras.Model.fit
-    keras.Model.fit = lambda self, *a, callbacks=None, **k: fit(self, *a,
-                                                               callbacks=[*(callbacks or []), StopWhenAllRead()], **k)
+    append_fit_callback(keras, StopWhenAllRead())
     try:
         cli.main(train_args)
     except SystemExit as exc:
@@ -292,22 +280,6 @@ def child_read_all(margin: int, train_args: list[str]) -> int:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-def build_base_dataset(work: Path, segment: float) -> Path:
-    """Synthetic tree -> sound2image dataset (rgb8 PNG, ``segment`` s images, 2 workers); returns its root."""
-    from vocals2song.config import CodecConfig, DatasetConfig
-    from vocals2song.sound2image import sound2image
-    from vocals2song.synth import make_musdb_tree
-
-    tree, data = work / "musdb", work / "dataset"
-    tracks = [("train", f"Synth {i:02d} - Bench", 2 * segment) for i in range(1, 4)]
-    tracks.append(("train", VALID_TRACK, segment))
-    make_musdb_tree(tree, tracks, seed=0)
-    summary = sound2image(tree, data, CodecConfig(), DatasetConfig(segment=segment, workers=2))
-    if summary.failed:
-        sys.exit("sound2image failed: " + "; ".join(r.error or "" for r in summary.failed))
-    return data
-
 
 def base_images(data: Path) -> list[tuple[Path, Path]]:
     """(vocals, mixture) image pairs of the base dataset, ordered segment-major so neighbours differ in track."""
@@ -349,8 +321,6 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--child-steps"]:
         data, run, model, warmup, steps = argv[1:6]
         return child_steps(data, run, model, int(warmup), int(steps))
-    if argv[:1] == ["--peak-rss"] and len(argv) > 3 and argv[2] == "--":
-        return child_peak_rss(Path(argv[1]), argv[3:])
     if argv[:1] == ["--child-precision"]:
         model, nb_rows, nb_channels, steps, rounds = argv[1:6]
         return child_precision(model, int(nb_rows), int(nb_channels), int(steps), int(rounds))
@@ -360,7 +330,6 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--child-read-all"] and len(argv) > 3 and argv[2] == "--":
         return child_read_all(int(argv[1]), argv[3:])
 
-    cpus = os.cpu_count() or 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=models_arg, default=list(MODEL_ORDER),
                         help="presets to time, comma-separated (default tiny,small,default)")
@@ -387,8 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-precision", action="store_true", help="skip the float32 / bfloat16 comparison")
     parser.add_argument("--skip-cli", action="store_true", help="skip the CLI / bare-step comparison")
     parser.add_argument("--skip-memory", action="store_true", help="skip the memory comparison")
-    parser.add_argument("--workdir", type=Path, default=None, help="work folder (default: a temporary one)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    add_work_folder_args(parser)
     args = parser.parse_args(argv)
     steps = {"tiny": args.steps_tiny, "small": args.steps_small, "default": args.steps_default}
     if min(args.warmup, *steps.values(), args.rounds, args.cli_rounds, args.bare_steps, args.memory_margin,
@@ -401,13 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need 2 <= --pairs-small <= --pairs-large")
 
     with work_folder(parser, args.workdir, "bench_train_", args.keep) as work:
-        from importlib.metadata import version
-
-        print(f"Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
-        print(f"Machine: {platform.machine()}, CPU count {cpus}, Python {platform.python_version()}, "
-              f"TensorFlow {version('tensorflow')}, Keras {version('keras')}")
+        print_machine()
         t0 = time.perf_counter()
-        data = build_base_dataset(work, args.segment)
+        data = build_synthetic_dataset(work, args.segment, nb_train=3)
         sources = base_images(data)
         print(f"Base dataset: {len(sources)} pairs of {args.segment:g} s rgb8 PNG images (3 synthetic train tracks of "
               f"{2 * args.segment:g} s + '{VALID_TRACK}' {args.segment:g} s in valid/) in {data}, "
@@ -500,8 +464,8 @@ def main(argv: list[str] | None = None) -> int:
                 train_args = ["train", str(folder), str(work / f"run_mem_{label}"), "--model", "tiny",
                               "--tile", str(args.memory_tile), "--steps", str(args.memory_max_steps)]
                 log = work / f"memory_{label}.log"
-                cmd = [sys.executable, me, "--peak-rss", str(log), "--", sys.executable, me, "--child-read-all",
-                       str(args.memory_margin), "--", *train_args]
+                cmd = peak_rss_command(log, [sys.executable, me, "--child-read-all", str(args.memory_margin), "--",
+                                             *train_args])
                 res, _, _, others = run_timed(cmd, work / f"memory_{label}.wrapper.log", result=True)
                 text = log.read_text(errors="replace")
                 found = [line[len(RESULT_TAG):] for line in text.splitlines() if line.startswith(RESULT_TAG)]

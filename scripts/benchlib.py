@@ -1,16 +1,22 @@
-"""Helpers shared by the benchmark scripts (`bench_sound2image.py`, `bench_train.py`, `bench_predict.py`).
+"""Helpers and constants shared by the benchmark scripts (``scripts/bench_*.py``) and the research probes.
 
-The scripts run as ``python scripts/bench_x.py``, so this folder is on ``sys.path`` and they import from here with
+The benchmarks run as ``python scripts/bench_x.py``, so this folder is on ``sys.path`` and they import from here with
 ``from benchlib import ...``; that holds as well for the child processes they start with
-``sys.executable, __file__, ...``.
+``sys.executable, __file__, ...``. A research probe (``scripts/research/x.py``) puts this folder on ``sys.path``
+itself.
+
+Run as a script, it is the peak-RSS wrapper that `peak_rss_command` builds:
+``python scripts/benchlib.py --peak-rss LOG -- CMD ...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
+import platform
 import resource
 import shutil
 import subprocess
@@ -20,8 +26,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from vocals2song.config import PIX2PIX_TRAINING
+
 RESULT_TAG = "BENCH_RESULT "  # a child mode prints its result as one line: RESULT_TAG + JSON
 MODEL_ORDER = ("tiny", "small", "default")
+#: a train track that musdb lists as validation (`sound2image.validation_tracks`): sound2image puts it in valid/
+VALID_TRACK = "Actions - One Minute Smile"
+#: the published pix2pix recipe as `TrainConfig` fields (`build_pix2pix`'s defaults): the unet generator with its
+#: phase channel, L1 weight 100, and pix2pix's training; the CLI's default recipe is powersum-mean, magnitude only
+PUBLISHED = {"generator": "unet", "phase_repr": "angle", "lambda_l1": 100.0, **PIX2PIX_TRAINING}
 
 
 def busy_cpu_seconds() -> float | None:
@@ -68,18 +81,61 @@ def run_timed(cmd: list[str], log: Path, result: bool = False) -> tuple[dict | N
     return (json.loads(results[-1]) if result else None), wall, cpu, others
 
 
+def maxrss_bytes(usage: resource.struct_rusage) -> int:
+    """``usage.ru_maxrss`` in bytes (it is bytes on macOS, KiB on Linux)."""
+    return usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+
+def self_peak_rss() -> int:
+    """This process's peak RSS in bytes."""
+    return maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF))
+
+
+def peak_rss_command(log: Path, cmd: list[str]) -> list[str]:
+    """The command that runs ``cmd`` (output to ``log``) under a fresh wrapper process, which prints a
+    ``RESULT_TAG`` line with its exit status, peak RSS, wall and CPU seconds (read it with
+    ``run_timed(..., result=True)``). A fresh wrapper per measurement, since RUSAGE_CHILDREN keeps the maximum
+    over every child ever waited for."""
+    return [sys.executable, str(Path(__file__).resolve()), "--peak-rss", str(log), "--", *cmd]
+
+
 def child_peak_rss(log: Path, cmd: list[str]) -> int:
-    """Run ``cmd`` (output to ``log``); print its exit status and peak RSS. A fresh wrapper per measurement,
-    since RUSAGE_CHILDREN keeps the maximum over every child ever waited for."""
+    """The wrapper of `peak_rss_command`: run ``cmd`` (output to ``log``); print its exit status and peak RSS."""
     t0 = time.perf_counter()
     with open(log, "wb") as f:
         rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=False).returncode
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    print(RESULT_TAG + json.dumps({"rc": rc, "maxrss_bytes": usage.ru_maxrss * scale,
+    print(RESULT_TAG + json.dumps({"rc": rc, "maxrss_bytes": maxrss_bytes(usage),
                                    "wall": time.perf_counter() - t0, "cpu": usage.ru_utime + usage.ru_stime}),
           flush=True)
     return 0
+
+
+def print_machine() -> None:
+    """The benchmark's first lines: the date and time, the machine, and the versions it ran with."""
+    from importlib.metadata import version
+
+    print(f"Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
+    print(f"Machine: {platform.machine()}, CPU count {os.cpu_count() or 1}, Python {platform.python_version()}, "
+          f"TensorFlow {version('tensorflow')}, Keras {version('keras')}")
+
+
+def build_synthetic_dataset(work: Path, segment: float, nb_train: int) -> Path:
+    """A MUSDB18-HQ-shaped tree in ``work/musdb`` (`vocals2song.synth.make_musdb_tree`: ``nb_train`` synthetic train
+    tracks ``Synth NN - Bench`` of 2 x ``segment`` seconds and `VALID_TRACK` of one segment), encoded by
+    `sound2image` into ``work/dataset`` (rgb8 PNG, ``segment`` s images, 2 workers); returns the dataset's root.
+    Exits on a failed track."""
+    from vocals2song.config import CodecConfig, DatasetConfig
+    from vocals2song.sound2image import sound2image
+    from vocals2song.synth import make_musdb_tree
+
+    tree, data = work / "musdb", work / "dataset"
+    tracks = [("train", f"Synth {i:02d} - Bench", 2 * segment) for i in range(1, nb_train + 1)]
+    make_musdb_tree(tree, [*tracks, ("train", VALID_TRACK, segment)], seed=0)
+    summary = sound2image(tree, data, CodecConfig(), DatasetConfig(segment=segment, workers=2))
+    if summary.failed:
+        sys.exit("sound2image failed: " + "; ".join(r.error or "" for r in summary.failed))
+    return data
 
 
 def models_arg(text: str) -> list[str]:
@@ -89,6 +145,12 @@ def models_arg(text: str) -> list[str]:
     if not models or bad:
         raise argparse.ArgumentTypeError(f"choose among {','.join(MODEL_ORDER)}")
     return [m for m in MODEL_ORDER if m in models]
+
+
+def add_work_folder_args(parser: argparse.ArgumentParser, keep_help: str = "keep the work folder") -> None:
+    """``--workdir DIR`` and ``--keep``, the options `work_folder` takes."""
+    parser.add_argument("--workdir", type=Path, default=None, help="work folder (default: a new temporary one)")
+    parser.add_argument("--keep", action="store_true", help=keep_help)
 
 
 def others_note(others: float | None) -> str:
@@ -116,3 +178,9 @@ def work_folder(parser: argparse.ArgumentParser, workdir: Path | None, prefix: s
             print(f"Kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["--peak-rss"] or len(sys.argv) < 5 or sys.argv[3] != "--":
+        sys.exit("usage: python scripts/benchlib.py --peak-rss LOG -- CMD ...")
+    sys.exit(child_peak_rss(Path(sys.argv[2]), sys.argv[4:]))

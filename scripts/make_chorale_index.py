@@ -8,12 +8,14 @@ so the splits of `vocals2song chorales`; shipping it spares every run parsing 41
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from vocals2song.chorales import INDEX, build_index
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)  # --help: nothing rewritten
     index = build_index()
     INDEX.write_text(json.dumps(index, indent=1) + "\n")
     print(f"{INDEX}: {len(index['chorales'])} four-part chorales (music21 {index['music21']})")

@@ -5,7 +5,8 @@ they are worth, this copies RUN's `config.json` and generators to OUT (no checkp
 on DATA's training pairs: with a louder or quieter aim (``--quietest-db``, `loudness.QUIETEST_DB` by default),
 without the envelope (``--no-envelope``), or without either (``--no-envelope --no-loudness``: the generator alone).
 As `train` does, it keeps the envelope only where DATA's validation songs are nearer the truth with it
-(``--no-check``: keep it anyway). Then ``vocals2song evaluate OUT DATA`` scores it, and ``scripts/compare_reports.py`` compares it with RUN's report.
+(``--no-check``: keep it anyway). Then ``vocals2song evaluate OUT DATA`` scores it, and
+``scripts/compare_reports.py`` compares it with RUN's report.
 
     python scripts/recalibrate.py RUN DATA OUT [--quietest-db -2.0] [--no-envelope] [--no-loudness] [--no-check]
 """
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-envelope", action="store_true", help="fit no envelope")
     parser.add_argument("--no-loudness", action="store_true", help="fit no loudness gain")
     parser.add_argument("--no-check", action="store_true",
-                        help="keep the envelope without checking it on the validation pairs (as before the check)")
+                        help="keep the envelope without checking it on the validation pairs")
     args = parser.parse_args(argv)
 
     config_path = args.run / "config.json"

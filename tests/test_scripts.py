@@ -1,4 +1,5 @@
-"""The benchmark scripts run and print their figures (tiny sizes here; the real figures come from their defaults)."""
+"""The scripts in scripts/ (and the research probes in scripts/research/) run and print their figures (tiny sizes
+here; the real figures come from their defaults)."""
 
 from __future__ import annotations
 
@@ -49,17 +50,18 @@ def test_bench_predict_reports_realtime_factor(tmp_path):
 
 
 def test_quality_headroom_ranks_the_oracles(train_data):
-    out = run_script("quality_headroom.py", str(train_data))
+    out = run_script("research/quality_headroom.py", str(train_data))
     scores = {line[:30].strip(): float(line[30:]) for line in out.splitlines()[1:]}
     assert len(scores) == 7 and "test items" in out
     # knowing the true accompaniment beats knowing nothing of it, and its frame gains beat the flat mean
-    # (on these synthetic songs the mean itself loses to the vocals: 31.7 against 22.6 when written)
+    # (on these synthetic songs the mean itself loses to the vocals: about 31.7 against 22.6)
     assert scores["oracle: true accompaniment"] < min(scores["mean_accompaniment"], scores["vocals_only"])
     assert scores["oracle: + frame gain"] < scores["mean_accompaniment"]
 
 
 def test_bench_validation_reports_the_cost_per_step(train_data):
-    out = run_script("bench_validation.py", str(train_data), "--models", "tiny", "--tiles", "1,32", "--repeats", "1")
+    out = run_script("research/bench_validation.py", str(train_data), "--models", "tiny", "--tiles", "1,32",
+                     "--repeats", "1")
     lines = [line for line in out.splitlines() if "ms per validation" in line]
     assert "(2 valid pairs)" in out and len(lines) == 2
     assert "1 tiles:" in lines[0] and "2 tiles:" in lines[1]  # no more tiles than valid pairs, as in train
@@ -77,7 +79,8 @@ def test_score_generators_gives_train_s_figures(train_data, tmp_path):
     train(train_data, run, TrainConfig(model="tiny", steps=2, log_every=1, checkpoint_every=2, sample_every=100,
                                        lr=0.01), progress=False, log=lambda *a: None)
     best = json.loads((run / "config.json").read_text())["best"]
-    out = run_script("score_generators.py", str(run), str(train_data), "generator_best.keras", "generator.keras")
+    out = run_script("research/score_generators.py", str(run), str(train_data), "generator_best.keras",
+                     "generator.keras")
     rows = {line.split()[0]: float(line.split()[2]) for line in out.splitlines() if "val_lsd" in line}
     assert set(rows) == {"start", "generator_best.keras", "generator.keras"} and f"kept step {best['step']}" in out
     assert rows["generator.keras"] != rows["start"]  # two steps at lr 0.01 moved it: each network is scored
@@ -88,12 +91,12 @@ def test_score_generators_gives_train_s_figures(train_data, tmp_path):
 def test_fit_check_fits_the_training_tiles(train_data):
     """The fit check's generator fits the few training tiles it sees (on this learnable synthetic task the unseen
     ones follow); a step that does not train leaves the first figure where it was."""
-    out = run_script("fit_check.py", str(train_data), "--model", "tiny", "--tiles", "4", "--batch", "2", "--steps",
-                     "150", "--every", "50")
+    out = run_script("research/fit_check.py", str(train_data), "--model", "tiny", "--tiles", "4", "--batch", "2",
+                     "--steps", "150", "--every", "50")
     rows = [line for line in out.splitlines() if line.startswith("step")]
     assert len(rows) == 4 and "4 found" in out and "2 validation tiles" in out
     fitted = [float(row.split("fitted")[1].split()[0]) for row in rows]
-    assert fitted[-1] < fitted[0] - 0.3, out  # measured 9.31 -> 8.48
+    assert fitted[-1] < fitted[0] - 0.3, out  # about 9.31 -> 8.48
     assert out.splitlines()[-1].startswith("after 150 steps: fitted tiles")
 
 
@@ -151,13 +154,14 @@ def test_recalibrate_refits_what_it_is_asked_to(train_data, trained_run, tmp_pat
     assert not (tmp_path / "unet").exists()
 
 
-def test_every_bench_quality_variant_is_a_valid_train_command():
+def test_every_bench_quality_variant_is_a_valid_train_command(monkeypatch):
     """Each variant's flags parse as `vocals2song train` options (a misspelt flag would fail only hours into a
-    benchmark), and the power variant asks for what its comment says."""
+    benchmark), and the power and published variants ask for what their comments say."""
     import importlib.util
 
     from vocals2song.cli import train_cmd
 
+    monkeypatch.syspath_prepend(str(SCRIPTS))  # as when it runs: its folder on sys.path, for benchlib
     spec = importlib.util.spec_from_file_location("bench_quality", SCRIPTS / "bench_quality.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -166,3 +170,6 @@ def test_every_bench_quality_variant_is_a_valid_train_command():
         assert ctx.params["run"] == "RUN", name
     power = train_cmd.make_context("train", ["DATA", "RUN", *bench.VARIANTS["power"]]).params
     assert power["power_loss"] == 10.0 and power["envelope"] is False and power["keep_best"] is False
+    published = train_cmd.make_context("train", ["DATA", "RUN", *bench.VARIANTS["published"]]).params
+    assert (published["generator"], published["phase_repr"], published["lambda_l1"]) == ("unet", "angle", 100.0)
+    assert published["gan_loss"] == "bce" and published["batch_size"] == 1 and published["keep_best"] is False

@@ -1,7 +1,7 @@
 """Score a run's saved generators, and its untrained start, on DATA's validation tiles with the figures that
 `train --keep-best` compares: val_lsd (dB) and val_l1 (`RunState.val_row`, the code `train` runs).
 
-    python scripts/score_generators.py RUN DATA [--tiles 32] [GENERATOR ...]
+    python scripts/research/score_generators.py RUN DATA [--tiles 32] [GENERATOR ...]
 
 GENERATOR names files in RUN (default: every ``*.keras`` there). The untrained start (``start``) is the run's
 preset and generator built afresh: for ``powersum-mean`` that is the training set's mean accompaniment, whatever the

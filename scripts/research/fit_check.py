@@ -7,7 +7,7 @@ If the training tiles' figure does not fall, the optimisation is broken (a dead 
 falls and the validation figure rises, the network can fit what it sees and what it fits is particular to those
 tiles: the limit is what the data tells it, not the optimiser. The last line gives both changes.
 
-    python scripts/fit_check.py DATA [--model small] [--tiles 8] [--batch 4] [--steps 600] [--lr 1e-3]
+    python scripts/research/fit_check.py DATA [--model small] [--tiles 8] [--batch 4] [--steps 600] [--lr 1e-3]
         [--norm instance] [--every 100] [--val-tiles 32]
 """
 

@@ -15,7 +15,7 @@ The true accompaniment does not score 0: a power sum leaves out how the two part
 quantised. A row a model cannot reach from the vocals alone says where the gap to the truth lies. Chorales give every track
 its own instruments from a hash of its name, so the vocals cannot tell them (README, "Quality").
 
-    python scripts/quality_headroom.py DATASET   # a sound2image dataset with train/ and test/
+    python scripts/research/quality_headroom.py DATASET   # a sound2image dataset with train/ and test/
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ random one elsewhere (`baselines.song_phase`). Rows:
 It prints medians of lsd, mrstft, loudness and harmony, and on how many tracks (each track's items averaged) a row
 is better than ``mean_accompaniment`` on lsd and mrstft.
 
-    python scripts/oracle_chorales.py DATASET [--split test] [--bands 6] [--tracks N] [--band fixed]
+    python scripts/research/oracle_chorales.py DATASET [--split test] [--bands 6] [--tracks N] [--band fixed]
 
 Needs FluidSynth and the SoundFont `chorales` uses. 38 tracks of the 172 chorales take about 5 minutes on 2 cores.
 """

@@ -4,25 +4,29 @@ and number of tiles, on DATA's validation split.
 
 Prints, per preset and tile count, the median time of one validation over ``--repeats`` (after one untimed call that
 traces the graph), and that time spread over ``--log-every`` steps (what it adds to every training step; compare
-with a step: `bench_train.py`). A validation split with fewer pairs than asked gives fewer tiles (one per pair), as
-in `train`; the line says how many.
+with a step: `scripts/bench_train.py`). A validation split with fewer pairs than asked gives fewer tiles (one per
+pair), as in `train`; the line says how many.
 
-    python scripts/bench_validation.py DATA [--models tiny,small] [--tiles 8,32] [--log-every 100]
+    python scripts/research/bench_validation.py DATA [--models tiny,small] [--tiles 8,32] [--log-every 100]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # scripts/, for benchlib
+from benchlib import models_arg  # noqa: E402
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path, help="a sound2image dataset with a valid split")
-    parser.add_argument("--models", default="tiny,small", help="comma-separated presets")
+    parser.add_argument("--models", type=models_arg, default=["tiny", "small"], help="comma-separated presets")
     parser.add_argument("--tiles", default="8,32", help="comma-separated validation tile counts")
     parser.add_argument("--log-every", type=int, default=100, help="steps per history row (train's default 100)")
     parser.add_argument("--repeats", type=int, default=5)
@@ -39,7 +43,7 @@ def main() -> int:
     fmt, nb_rows = pairs.meta.format, pairs.info.nb_rows - 1
     run_state = train_mod._callbacks()[0]
     print(f"validation on {args.data} ({len(pairs.valid)} valid pairs), {fmt}, history row every {args.log_every} steps")
-    for preset in args.models.split(","):
+    for preset in args.models:
         generator = build_generator(nb_rows, 1, MODELS[preset], "powersum-mean", pairs.meta.range_db, [0.0] * nb_rows)
         model = type("Gan", (), {"generator": generator})()
         for count in (int(t) for t in args.tiles.split(",")):
