@@ -42,8 +42,18 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import (RESULT_TAG, VALID_TRACK, add_work_folder_args, build_synthetic_dataset, models_arg, others_note,
-                      peak_rss_command, print_machine, run_timed, work_folder)
+from benchlib import (
+    RESULT_TAG,
+    VALID_TRACK,
+    add_work_folder_args,
+    build_synthetic_dataset,
+    models_arg,
+    others_note,
+    peak_rss_command,
+    print_machine,
+    run_timed,
+    work_folder,
+)
 
 SR = 44100
 SEGMENT = 3.0

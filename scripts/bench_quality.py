@@ -14,8 +14,8 @@
    the model), and for each variant the items on which it beats the mean accompaniment (lsd, mrstft; what
    `evaluate`'s verdict counts). Printed, and written to ``WORK/quality.md``.
 
-    python scripts/bench_quality.py [--work WORK] [--corpus DIR] [--limit 60] [--band random] [--model small] [--steps 3000]
-        [--variants published,powersum,...] [--phase model]
+    python scripts/bench_quality.py [--work WORK] [--corpus DIR] [--limit 60] [--band random] [--model small]
+        [--steps 3000] [--variants published,powersum,...] [--phase model]
 """
 
 from __future__ import annotations
@@ -27,75 +27,64 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import PUBLISHED
+from vocals2song.config import RECIPES
 
-from vocals2song.config import PIX2PIX_TRAINING, cli_flags
-
-#: variant name -> extra `vocals2song train` flags; each but "default" says its lambda and whether it keeps its best
-#: generator, so that a row means the same whatever the current defaults are
-VARIANTS: dict[str, list[str]] = {
-    "published": ["--no-keep-best", *cli_flags(PUBLISHED)],  # pix2pix's network, lambda and training
-    "powersum": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "none", "--lambda-l1", "100"],
-    "powersum-mean": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "100"],
-    "powersum-mean-l1x10": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none",
-                            "--lambda-l1", "1000"],
-    "powersum-mean-bf16": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none",
-                           "--lambda-l1", "100",
-                           "--mixed-precision"],
-    "powersum-mean-lr5e-5": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none",
-                             "--lambda-l1", "1000",
-                             "--lr", "5e-5"],
-    "powersum-mean-lsgan": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none",
-                            "--lambda-l1", "1000",
-                            "--gan-loss", "lsgan"],
-    "powersum-mean-l2": ["--no-keep-best", "--generator", "powersum-mean", "--phase-repr", "none",
-                         "--lambda-l1", "4000",
-                         "--recon-loss", "l2"],
-    "powersum-tile512": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "none",
-                         "--lambda-l1", "100", "--tile", "512"],
-    "powersum-if": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "if", "--lambda-l1", "100"],
-    "powersum-angle": ["--no-keep-best", "--generator", "powersum", "--phase-repr", "angle", "--lambda-l1", "100"],
-    # the GAN recipe: lambda 1000 and the best generator kept (--keep-best: the lowest val_lsd on the validation
-    # tiles, by a 1% margin), with pix2pix's training; training also fits the accompaniment's envelope
-    # (vocals2song.envelope)
-    "gan-default": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000", "--keep-best"],
-    "default-noenvelope": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
-                           "--keep-best", "--no-envelope"],
-    "default-lr5e-5": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000", "--keep-best",
-                       "--lr", "5e-5"],
-    # lambda 1e5: the GAN term is a hundredth of the L1's weight of the default, nearly plain L1 regression
-    "default-l1only": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "100000", "--keep-best"],
+#: the additive generator, magnitude only
+_ADDITIVE = {"generator": "powersum-mean", "phase_repr": "none"}
+#: variant name -> the recipe it trains: a built-in recipe and the fields it changes (`vocals2song train --recipe`
+#: takes them as a JSON file). Each says its loss weight and whether it keeps its best generator, so that a row
+#: means the same whatever the defaults are. Variants of settings this version no longer trains with (LSGAN, the
+#: power loss, keep-best by the reconstruction loss) are in docs/quality-log.md with their figures.
+VARIANTS: dict[str, dict] = {
+    "published": {"base": "pix2pix", "keep_best": False},  # pix2pix's network, lambda and training
+    "powersum": {"base": "pix2pix", "keep_best": False, "generator": "powersum", "phase_repr": "none"},
+    "powersum-mean": {"base": "pix2pix", "keep_best": False, **_ADDITIVE},
+    "powersum-mean-l1x10": {"base": "pix2pix", "keep_best": False, **_ADDITIVE, "lambda_recon": 1000.0},
+    "powersum-mean-bf16": {"base": "pix2pix", "keep_best": False, **_ADDITIVE, "mixed_precision": True},
+    "powersum-mean-lr5e-5": {"base": "pix2pix", "keep_best": False, **_ADDITIVE, "lambda_recon": 1000.0,
+                             "lr": 5e-5},
+    "powersum-mean-l2": {"base": "pix2pix", "keep_best": False, **_ADDITIVE, "lambda_recon": 4000.0,
+                         "recon_loss": "l2"},
+    "powersum-tile512": {"base": "pix2pix", "keep_best": False, "generator": "powersum", "phase_repr": "none",
+                         "tile": 512},
+    "powersum-if": {"base": "pix2pix", "keep_best": False, "generator": "powersum", "phase_repr": "if"},
+    "powersum-angle": {"base": "pix2pix", "keep_best": False, "generator": "powersum", "phase_repr": "angle"},
+    # the GAN recipe: lambda 1000 and the best generator kept (the lowest val_lsd on the validation tiles, by a 1%
+    # margin), with pix2pix's training; training also fits the accompaniment's envelope (vocals2song.envelope)
+    "gan-default": {"base": "pix2pix", **_ADDITIVE, "lambda_recon": 1000.0},
+    "default-noenvelope": {"base": "pix2pix", **_ADDITIVE, "lambda_recon": 1000.0, "envelope": False},
+    "default-lr5e-5": {"base": "pix2pix", **_ADDITIVE, "lambda_recon": 1000.0, "lr": 5e-5},
+    # lambda 1e5: the GAN term is a hundredth of the L1's weight of the GAN recipe, nearly plain L1 regression
+    "default-l1only": {"base": "pix2pix", **_ADDITIVE, "lambda_recon": 100000.0},
     # instance norm in the generator: BatchNorm at batch 1 trains on each tile's statistics and predicts with
     # moving averages that no tile had (model.normalization)
-    "default-instance": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
-                         "--keep-best", "--norm", "instance"],
+    "default-instance": {"base": "pix2pix", **_ADDITIVE, "lambda_recon": 1000.0, "norm": "instance"},
     # 2 and 4 times the context (3 and 6 s tiles); at the same budget in frames seen, a half and a quarter of the steps
-    "default-tile512": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
-                        "--keep-best", "--tile", "512"],
-    "default-tile1024": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "1000",
-                         "--keep-best", "--tile", "1024"],
-    # L2 on the dB planes: its optimum for what the vocals cannot tell is the mean dB (what lsd, an RMS of dB,
-    # rewards), where L1 seeks the median; val_l1 is then the mean squared error, and --keep-best-by val_l1
-    # minimises it
-    "default-l2": ["--generator", "powersum-mean", "--phase-repr", "none", "--lambda-l1", "5000", "--keep-best",
-                   "--keep-best-by", "val_l1", "--recon-loss", "l2"],
-    # the default recipe, whatever the defaults are now
-    "default": ["--generator", "powersum-mean", "--phase-repr", "none", "--keep-best"],
-    # the default recipe with a spectral-convergence term (--power-loss): the generator learns the
-    # loudness the log planes' loss leaves to the calibration; no envelope, and its last weights (val_lsd, which
-    # --keep-best minimises, does not see what the term buys)
-    "power": ["--generator", "powersum-mean", "--phase-repr", "none", "--power-loss", "10", "--no-envelope",
-              "--no-keep-best"],
+    "default-tile512": {"base": "pix2pix", **_ADDITIVE, "lambda_recon": 1000.0, "tile": 512},
+    "default-tile1024": {"base": "pix2pix", **_ADDITIVE, "lambda_recon": 1000.0, "tile": 1024},
+    # the default recipe, whatever it is now
+    "default": {},
     # no discriminator: L2 regression on batches of 4, Adam 1e-4, instance norm, and the moving average of the
-    # weights validated and kept (--ema): its val_lsd falls below the untrained start's and stays there
-    "regression": ["--generator", "powersum-mean", "--phase-repr", "none", "--gan-loss", "none", "--recon-loss", "l2",
-                   "--lambda-l1", "1", "--batch-size", "4", "--lr", "1e-4", "--norm", "instance", "--ema", "0.995",
-                   "--keep-best"],
+    # weights validated and kept: its val_lsd falls below the untrained start's and stays there (the default
+    # recipe at lambda 1)
+    "regression": {"base": "additive-l2", "lambda_recon": 1.0},
 }
-#: pix2pix's training (`config.PIX2PIX_TRAINING`), which every variant but "default", "regression" and "power" pins
-#: ("published" through PUBLISHED); a variant's own flags come after it, and the last of a repeated flag wins
-VARIANTS = {name: flags if name in ("published", "default", "regression", "power")
-            else [*cli_flags(PIX2PIX_TRAINING), *flags] for name, flags in VARIANTS.items()}
+assert all(v.get("base", "additive-l2") in RECIPES for v in VARIANTS.values())
+
+
+def recipe_flags(variant: str, folder: Path) -> list[str]:
+    """``--recipe`` flags that train ``variant``: a built-in name, or a JSON file of its fields in ``folder``."""
+    fields = VARIANTS[variant]
+    if not fields:
+        return ["--recipe", "additive-l2"]
+    if set(fields) == {"base"}:
+        return ["--recipe", fields["base"]]
+    path = folder / f"{variant}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(fields, indent=1, sort_keys=True) + "\n")
+    return ["--recipe", str(path)]
+
+
 #: (report key, column title, format)
 COLUMNS = (("lsd", "lsd", "{:.2f}"), ("mrstft", "mrstft", "{:.3f}"), ("si_sdr", "SI-SDR", "{:.1f}"),
            ("loudness_db", "loudness dB", "{:+.1f}"), ("lsd_low", "lsd <500", "{:.2f}"),
@@ -188,12 +177,14 @@ def main(argv: list[str] | None = None) -> None:
              "|---|" + "---|" * (len(COLUMNS) + 2)]
     baselines = None
     for variant in variants:
-        run = work / "runs" / f"{variant}-{args.model}-{args.steps}{'-' + args.extra.replace(' ', '') if args.extra else ''}"
+        extra = "-" + args.extra.replace(" ", "") if args.extra else ""
+        run = work / "runs" / f"{variant}-{args.model}-{args.steps}{extra}"
         out = work / "eval" / run.name / (args.phase if args.split == "test" else f"{args.phase}-{args.split}")
         print(f"{variant}: train -> {run}", flush=True)
         timing = run.parent / f"{run.name}.seconds"  # wall time of the call that trained it (start-up included)
         seconds = cli("train", str(dataset), str(run), "--model", args.model, "--steps", str(args.steps),
-                      "--checkpoint-every", "500", "--sample-every", "1000", *VARIANTS[variant], *args.extra.split(),
+                      "--checkpoint-every", "500", "--sample-every", "1000", *recipe_flags(variant, work / "recipes"),
+                      *args.extra.split(),
                       log=run.parent / f"{run.name}.log")
         if not timing.is_file():
             timing.write_text(f"{seconds:.0f}\n")

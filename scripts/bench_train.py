@@ -18,7 +18,7 @@ segment), encoded once with `sound2image` (rgb8 PNG, ``--segment`` 15 s: 513 x 2
 2. float32 against mixed_bfloat16. For each preset, one subprocess builds the GAN under each policy and times its
    compiled ``train_step`` on one fixed 512 x 256 tile (the bare step: no input pipeline, no callbacks), ``--rounds``
    rounds of the preset's N steps, alternating in ABBA order; the table gives steps/s and the ratio. Only CPUs with
-   ``avx512_bf16`` or ``amx_bf16`` compute bfloat16 natively (`vocals2song.precision`); elsewhere it is emulated.
+   ``avx512_bf16`` or ``amx_bf16`` compute bfloat16 natively (`vocals2song.runtime`); elsewhere it is emulated.
 
 3. CLI against the bare step (tiny). One subprocess alternates the bare step (``--bare-steps``, 300) with the real
    `train()` at its default side-job intervals (history row every 100 steps, samples and checkpoint every 500) for
@@ -57,8 +57,21 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import (MODEL_ORDER, PUBLISHED, RESULT_TAG, VALID_TRACK, add_work_folder_args, build_synthetic_dataset,
-                      models_arg, others_note, peak_rss_command, print_machine, run_timed, self_peak_rss, work_folder)
+from benchlib import (
+    MODEL_ORDER,
+    PUBLISHED,
+    RESULT_TAG,
+    VALID_TRACK,
+    add_work_folder_args,
+    build_synthetic_dataset,
+    models_arg,
+    others_note,
+    peak_rss_command,
+    print_machine,
+    run_timed,
+    self_peak_rss,
+    work_folder,
+)
 
 TARGET_TINY_STEPS_PER_S = 5.0
 TARGET_MEMORY_RATIO = 1.25
@@ -66,8 +79,7 @@ TARGET_CLI_SHARE = 0.85  # tiny through the CLI path against the bare train step
 
 
 # --- child modes -----------------------------------------------------------------------------------
-# The train() runs train PUBLISHED, the network the bare step builds (`build_pix2pix`'s defaults), so that the two
-# are like for like.
+# The train() runs and the bare step train the same recipe, PUBLISHED, so that the two are like for like.
 
 def append_fit_callback(keras, callback) -> None:
     """Make every ``keras.Model.fit`` of this process call ``callback`` after the run's own callbacks."""
@@ -81,14 +93,14 @@ def append_fit_callback(keras, callback) -> None:
 
 def child_steps(data: str, run: str, model: str, warmup: int, steps: int) -> int:
     """Train ``model`` on DATA for warmup + steps + 1 steps with the real `train()`; print a result line."""
-    from vocals2song.train import quiet_tensorflow
+    from vocals2song.runtime import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
 
     from vocals2song import data as data_mod
     from vocals2song import transforms
-    from vocals2song.config import MODELS, TrainConfig
+    from vocals2song.config import MODELS, recipe_config
     from vocals2song.model import build_discriminator, build_generator
     from vocals2song.train import train
 
@@ -106,8 +118,8 @@ def child_steps(data: str, run: str, model: str, warmup: int, steps: int) -> int
 
     append_fit_callback(keras, StepTimer())
     total = warmup + steps + 1
-    cfg = TrainConfig(model=model, steps=total, log_every=total, checkpoint_every=total, sample_every=total,
-                      **PUBLISHED)
+    cfg = recipe_config(PUBLISHED, model=model, steps=total, log_every=total, checkpoint_every=total,
+                        sample_every=total)
     summary = train(data, run, cfg, resume=False, progress=True, log=lambda msg: print(msg, file=sys.stderr))
     if len(stamps) != total or not begin:
         raise SystemExit(f"expected {total} timed steps, got {len(stamps)}")
@@ -156,19 +168,20 @@ def bare_stepper(gan, nb_rows: int, nb_channels: int, tile: int = 256):
 
 def child_precision(model: str, nb_rows: int, nb_channels: int, steps: int, rounds: int) -> int:
     """The bare train step of ``model`` in float32 and in mixed_bfloat16, one process, alternating (ABBA)."""
-    from vocals2song.train import quiet_tensorflow
+    from vocals2song.runtime import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
 
-    from vocals2song.config import MODELS
+    from vocals2song.config import recipe_config
     from vocals2song.model import build_pix2pix
-    from vocals2song.precision import cpu_bf16_flags
+    from vocals2song.runtime import cpu_bf16_flags
 
     runs = {}
     for policy in ("float32", "mixed_bfloat16"):
         keras.mixed_precision.set_global_policy(policy)  # a network computes in the policy it was built under
-        runs[policy] = bare_stepper(build_pix2pix(nb_rows, nb_channels, MODELS[model]), nb_rows, nb_channels)
+        gan = build_pix2pix(nb_rows, nb_channels, recipe_config(PUBLISHED, model=model))
+        runs[policy] = bare_stepper(gan, nb_rows, nb_channels)
     keras.mixed_precision.set_global_policy("float32")
     seconds = {p: 0.0 for p in runs}
     order = [("float32", "mixed_bfloat16"), ("mixed_bfloat16", "float32")]
@@ -185,14 +198,14 @@ def child_precision(model: str, nb_rows: int, nb_channels: int, steps: int, roun
 def child_cli(data: str, work: str, steps: int, warmup: int, bare_steps: int, rounds: int) -> int:
     """Tiny: the real `train()` with its default side jobs against the bare step, alternating
     bare, CLI, bare, ..., bare in one process."""
-    from vocals2song.train import quiet_tensorflow
+    from vocals2song.runtime import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
 
     from vocals2song import data as data_mod
     from vocals2song import transforms
-    from vocals2song.config import MODELS, TrainConfig
+    from vocals2song.config import recipe_config
     from vocals2song.model import build_pix2pix
     from vocals2song.train import train
 
@@ -205,8 +218,9 @@ def child_cli(data: str, work: str, steps: int, warmup: int, bare_steps: int, ro
     append_fit_callback(keras, StepTimer())
     pairs = data_mod.find_pairs(data)
     nb_rows, nb_channels = pairs.info.nb_rows - 1, transforms.nb_net_channels(pairs.meta.format)
-    bare = bare_stepper(build_pix2pix(nb_rows, nb_channels, MODELS["tiny"]), nb_rows, nb_channels)
-    cfg = TrainConfig(model="tiny", steps=steps, **PUBLISHED)  # default history rows, samples and checkpoints
+    bare = bare_stepper(build_pix2pix(nb_rows, nb_channels, recipe_config(PUBLISHED, model="tiny")), nb_rows,
+                        nb_channels)
+    cfg = recipe_config(PUBLISHED, model="tiny", steps=steps)  # default history rows, samples and checkpoints
     bare_rates, cli_rates = [bare(bare_steps)], []
     bare_cpu, cli_cpu = [bare.cpu], []
     for r in range(rounds):
@@ -228,7 +242,7 @@ def child_cli(data: str, work: str, steps: int, warmup: int, bare_steps: int, ro
 def child_read_all(margin: int, train_args: list[str]) -> int:
     """`vocals2song train ...` in this process, counting the training stream's decodes; once every training pair
     has been decoded, note the RSS, train ``margin`` more steps and stop. Prints a result line."""
-    from vocals2song.train import quiet_tensorflow
+    from vocals2song.runtime import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
@@ -424,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(res)
             flags = rows[0]["bf16_flags"] if rows else []
             print(f"float32 against mixed_bfloat16, the bare train step (tile 256, batch 1), one process per model, "
-                  f"{args.rounds} alternating rounds (ABBA); CPU bfloat16 flags: {', '.join(flags) or 'none (emulated)'}")
+                  f"{args.rounds} alternating rounds (ABBA); CPU bfloat16 flags: "
+                  f"{', '.join(flags) or 'none (emulated)'}")
             header = f"{'model':<8} {'steps/round':>11} {'float32 steps/s':>16} {'bf16 steps/s':>13} {'bf16/fp32':>10}"
             print(header)
             print("-" * len(header))
@@ -439,8 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             res, wall, _, others = run_timed(cmd, work / "cli.log", result=True)
             cli_rate = sum(res["cli"]) / len(res["cli"])
             bare_rate = sum(res["bare"]) / len(res["bare"])
-            print(f"tiny through train() (the CLI's path: tf.data stream, history row every {res['log_every']}, samples "
-                  f"every {res['sample_every']}, checkpoint every {res['checkpoint_every']} steps), "
+            print(f"tiny through train() (the CLI's path: tf.data stream, history row every {res['log_every']}, "
+                  f"samples every {res['sample_every']}, checkpoint every {res['checkpoint_every']} steps), "
                   f"{args.cli_steps} steps per run, steps/s from step {args.warmup} to the last, against the bare "
                   f"train step ({args.bare_steps} steps per run), alternating bare, CLI, ..., bare in one process"
                   + others_note(others))
@@ -448,12 +463,13 @@ def main(argv: list[str] | None = None) -> int:
                   + ", ".join(f"{r:.2f}" for r in res["bare"]))
             met = cli_rate >= TARGET_CLI_SHARE * bare_rate
             print(f"CLI / bare: {cli_rate:.2f} / {bare_rate:.2f} = {cli_rate / bare_rate:.2f} "
-                  f"(target >= {TARGET_CLI_SHARE:g}: {'met' if met else 'not met'}); peak RSS {res['peak_rss'] / 1e6:.0f} MB")
+                  f"(target >= {TARGET_CLI_SHARE:g}: {'met' if met else 'not met'}); "
+                  f"peak RSS {res['peak_rss'] / 1e6:.0f} MB")
             cli_cpu = sum(res["cli_cpu"]) / len(res["cli_cpu"])
             bare_cpu = sum(res["bare_cpu"]) / len(res["bare_cpu"])
-            print(f"CPU per step (this process, every thread): CLI {1e3 * cli_cpu:.1f} ms, bare {1e3 * bare_cpu:.1f} ms; "
-                  f"bare / CLI {bare_cpu / cli_cpu:.2f} (less sensitive to other processes than wall time; spinning "
-                  "thread pools inflate both)")
+            print(f"CPU per step (this process, every thread): CLI {1e3 * cli_cpu:.1f} ms, "
+                  f"bare {1e3 * bare_cpu:.1f} ms; bare / CLI {bare_cpu / cli_cpu:.2f} (less sensitive to other "
+                  "processes than wall time; spinning thread pools inflate both)")
 
         if not args.skip_memory:
             print()
@@ -483,8 +499,8 @@ def main(argv: list[str] | None = None) -> int:
                          if all_read else "- NOT every pair read; ")
                       + f"{child['steps']} steps in {res['wall']:.1f} s, peak RSS {res['maxrss_bytes'] / 1e6:.0f} MB"
                       + others_note(others))
-            print(f"Memory runs: python -m vocals2song train DIR RUN --model tiny --tile {args.memory_tile}, each in its "
-                  f"own process that counts the stream's decodes and stops {args.memory_margin} steps after every "
+            print(f"Memory runs: python -m vocals2song train DIR RUN --model tiny --tile {args.memory_tile}, each in "
+                  f"its own process that counts the stream's decodes and stops {args.memory_margin} steps after every "
                   "training pair has been decoded, under its own wrapper process (peak RSS)")
             small, large = mems["small"], mems["large"]
             ratio = large["peak"] / small["peak"]

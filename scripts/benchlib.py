@@ -26,15 +26,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from vocals2song.config import PIX2PIX_TRAINING
-
 RESULT_TAG = "BENCH_RESULT "  # a child mode prints its result as one line: RESULT_TAG + JSON
 MODEL_ORDER = ("tiny", "small", "default")
 #: a train track that musdb lists as validation (`sound2image.validation_tracks`): sound2image puts it in valid/
 VALID_TRACK = "Actions - One Minute Smile"
-#: the published pix2pix recipe as `TrainConfig` fields (`build_pix2pix`'s defaults): the unet generator with its
-#: phase channel, L1 weight 100, and pix2pix's training; the CLI's default recipe is powersum-mean, magnitude only
-PUBLISHED = {"generator": "unet", "phase_repr": "angle", "lambda_l1": 100.0, **PIX2PIX_TRAINING}
+#: the published pix2pix recipe (`config.RECIPES`): the unet generator with its phase channel, the PatchGAN, L1
+#: weight 100, and pix2pix's training; the CLI's default recipe is powersum-mean, magnitude only
+PUBLISHED = "pix2pix"
 
 
 def busy_cpu_seconds() -> float | None:

@@ -1,6 +1,6 @@
 """Refit a trained run's envelope and loudness gain into a new run folder, with other choices, without training.
 
-`train` fits the accompaniment's envelope and the loudness gain when it ends (README, "Training"). To measure what
+`train` fits the accompaniment's envelope and the loudness gain when it ends (docs/training.md). To measure what
 they are worth, this copies RUN's `config.json` and generators to OUT (no checkpoints, no logs) and fits them again
 on DATA's training pairs: with a louder or quieter aim (``--quietest-db``, `loudness.QUIETEST_DB` by default),
 without the envelope (``--no-envelope``), or without either (``--no-envelope --no-loudness``: the generator alone).
@@ -14,14 +14,13 @@ As `train` does, it keeps the envelope only where DATA's validation songs are ne
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vocals2song import loudness
+    from vocals2song import calibrate, loudness
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="a trained run folder (powersum generator on mixtures)")
@@ -35,35 +34,36 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the envelope without checking it on the validation pairs")
     args = parser.parse_args(argv)
 
-    config_path = args.run / "config.json"
-    if not config_path.is_file():
-        raise SystemExit(f"Error: {args.run}: not a run folder (no config.json)")
+    from vocals2song import runfolder
+    from vocals2song.errors import Vocals2SongError
+
     if args.out.exists():
         raise SystemExit(f"Error: {args.out}: already exists; give a new folder")
-    config = json.loads(config_path.read_text())
-    additive = str(config.get("model", {}).get("generator", "")).startswith("powersum")
-    if not additive or config.get("target") != "mixture":
+    try:
+        config = runfolder.read_config(args.run)
+    except Vocals2SongError as exc:
+        raise SystemExit(f"Error: {exc}") from None
+    if not calibrate.can_calibrate(config):
         raise SystemExit(f"Error: {args.run}: the envelope and the gain are for powersum generators on mixtures")
 
     from vocals2song import data as data_mod
-    from vocals2song import train as train_mod
-    from vocals2song.predict import calibrate, load_predictor
+    from vocals2song.predict import load_predictor
 
-    train_mod.quiet_tensorflow()
     pairs = data_mod.find_pairs(args.data)
     staging = args.out.with_name(args.out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name in {"generator.keras", config["generator"]}:
-        shutil.copy2(args.run / name, staging / name)
-    for key in ("envelope", "envelope_check", "loudness"):
+    for name in {runfolder.GENERATOR, config["generator"]}:
+        if (args.run / name).is_file():
+            shutil.copy2(args.run / name, staging / name)
+    for key in calibrate.ENTRIES:
         config.pop(key, None)
-    (staging / "config.json").write_text(json.dumps(config, indent=1))
-    fitted = calibrate(load_predictor(staging), pairs.train, fit_envelope=not args.no_envelope,
-                       fit_loudness=not args.no_loudness, quietest_db=args.quietest_db,
-                       check=None if args.no_check else pairs.valid)
+    runfolder.write_config(staging, config)
+    fitted = calibrate.calibrate(load_predictor(staging), pairs.train, fit_envelope=not args.no_envelope,
+                                 fit_loudness=not args.no_loudness, quietest_db=args.quietest_db,
+                                 check=None if args.no_check else pairs.valid)
     config.update(fitted)
-    (staging / "config.json").write_text(json.dumps(config, indent=1))
+    runfolder.write_config(staging, config)
     staging.rename(args.out)  # the folder appears whole or not at all
     if "envelope_check" in fitted:
         from vocals2song.envelope import describe_check

@@ -60,10 +60,10 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
     transforms.check_phase_repr(fmt, cfg.phase_repr)
     nb_rows, nb_channels = pairs.info.nb_rows - 1, transforms.nb_net_channels(fmt, cfg.phase_repr)
     val = data_mod.fixed_tiles(pairs.valid, fmt, cfg.tile, cfg.val_tiles, cfg.phase_repr)
-    config = _run_config(data, cfg, pairs, val[2], strategy_name, strategy.num_replicas_in_sync, nb_rows, nb_channels)
+    config = run_config(data, cfg, pairs, val[2], strategy_name, strategy.num_replicas_in_sync, nb_rows, nb_channels)
     recorded = runfolder.read_config(run) if resume and (run / runfolder.CONFIG).is_file() else {}
     if cfg.generator == "powersum-mean":  # the prior is part of what the weights learned on: a resume keeps it
-        config["model"]["prior"] = recorded["model"]["prior"] if recorded else _prior(pairs)
+        config["model"]["prior"] = recorded["model"]["prior"] if recorded else prior(pairs)
         # how the head smooths its gate: as the run recorded it (0 for runs from before the smoothing)
         config["model"]["gate_radius"] = (recorded["model"]["gate_radius"] if recorded
                                           else gate_radius(pairs.meta.sr, pairs.meta.hop))
@@ -166,8 +166,10 @@ def _check_config(cfg: TrainConfig) -> None:
         raise Vocals2SongError("tile must be at least 16 frames", usage=True)
 
 
-def _run_config(data, cfg: TrainConfig, pairs: data_mod.PairSet, val_names: list[str], strategy: str,
-                replicas: int, nb_rows: int, nb_channels: int) -> dict:
+def run_config(data, cfg: TrainConfig, pairs: data_mod.PairSet, val_names: list[str], strategy: str,
+               replicas: int, nb_rows: int, nb_channels: int) -> dict:
+    """The config.json a new run of ``cfg`` on ``pairs`` starts with (the prior and the gate are added for
+    powersum-mean generators, the precision, the best generator and the calibration later)."""
     meta = dataclasses.asdict(pairs.meta)
     codec = {k: meta[k] for k in ("format", "sr", "n_fft", "hop", "win", "window", "top_db", "range_db")}
     codec["split"] = _target_split(pairs)
@@ -188,7 +190,7 @@ def _run_config(data, cfg: TrainConfig, pairs: data_mod.PairSet, val_names: list
     }
 
 
-def _prior(pairs: data_mod.PairSet) -> list[float]:
+def prior(pairs: data_mod.PairSet) -> list[float]:
     """The powersum-mean generator's start: the training targets' mean accompaniment power where the vocals
     sound (as the gated ``mean_accompaniment`` baseline adds it), as network rows."""
     stats = baselines.stats_from_images([(p.name, p.input, p.target) for p in pairs.train], pairs.target,

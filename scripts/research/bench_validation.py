@@ -1,5 +1,5 @@
 """Benchmark what `train`'s validation costs a training step: the generator on the fixed validation tiles plus
-history's val_l1 and val_lsd (`RunState.val_row`, the code `train` runs at every history row), for each model preset
+history's val_recon and val_lsd (`RunState.val_row`, the code `train` runs at every history row), for each model preset
 and number of tiles, on DATA's validation split.
 
 Prints, per preset and tile count, the median time of one validation over ``--repeats`` (after one untimed call that
@@ -34,23 +34,25 @@ def main() -> int:
 
     from vocals2song import data as data_mod
     from vocals2song import train as train_mod
+    from vocals2song.callbacks import RunState
     from vocals2song.config import MODELS, TrainConfig
+    from vocals2song.runtime import quiet_tensorflow
 
-    train_mod.quiet_tensorflow()
+    quiet_tensorflow()
     from vocals2song.model import build_generator
 
     pairs = data_mod.find_pairs(args.data)
     fmt, nb_rows = pairs.meta.format, pairs.info.nb_rows - 1
-    run_state = train_mod._callbacks()[0]
-    print(f"validation on {args.data} ({len(pairs.valid)} valid pairs), {fmt}, history row every {args.log_every} steps")
+    print(f"validation on {args.data} ({len(pairs.valid)} valid pairs), {fmt}, history row every "
+          f"{args.log_every} steps")
     for preset in args.models:
         generator = build_generator(nb_rows, 1, MODELS[preset], "powersum-mean", pairs.meta.range_db, [0.0] * nb_rows)
         model = type("Gan", (), {"generator": generator})()
         for count in (int(t) for t in args.tiles.split(",")):
             cfg = TrainConfig(model=preset, val_tiles=count, log_every=args.log_every)
             val = data_mod.fixed_tiles(pairs.valid, fmt, cfg.tile, count, cfg.phase_repr)
-            config = train_mod._run_config(args.data, cfg, pairs, val[2], "default", 1, nb_rows, 1)
-            state = run_state(args.data, cfg, config, 0, val, False)  # not the chief: writes nothing
+            config = train_mod.run_config(args.data, cfg, pairs, val[2], "default", 1, nb_rows, 1)
+            state = RunState(args.data, cfg, config, 0, val, False)  # not the chief: writes nothing
             state.val_row(model)  # traces the graph
             seconds = []
             for repeat in range(args.repeats):

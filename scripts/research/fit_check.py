@@ -36,9 +36,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from vocals2song import data as data_mod
     from vocals2song import train as train_mod
+    from vocals2song.callbacks import RunState
     from vocals2song.config import MODELS, TrainConfig
+    from vocals2song.runtime import quiet_tensorflow
 
-    train_mod.quiet_tensorflow()
+    quiet_tensorflow()
     import keras
     import tensorflow as tf
 
@@ -52,12 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(model=args.model, val_tiles=args.val_tiles)
     fitted = data_mod.fixed_tiles(pairs.train, fmt, cfg.tile, args.tiles, "none")
     val = data_mod.fixed_tiles(pairs.valid, fmt, cfg.tile, args.val_tiles, "none")
-    config = train_mod._run_config(args.data, cfg, pairs, val[2], "default", 1, nb_rows, 1)
-    prior = train_mod._prior(pairs)
+    config = train_mod.run_config(args.data, cfg, pairs, val[2], "default", 1, nb_rows, 1)
+    prior = train_mod.prior(pairs)
     generator = build_generator(nb_rows, 1, MODELS[args.model], "powersum-mean", pairs.meta.range_db, prior,
                                 norm=args.norm)
-    run_state = train_mod._callbacks()[0]
-    states = {name: run_state(args.data, cfg, config, 0, tiles, False)  # not the chief: writes nothing
+    states = {name: RunState(args.data, cfg, config, 0, tiles, False)  # not the chief: writes nothing
               for name, tiles in (("fitted", fitted), ("valid", val))}
     model = type("Generator", (), {"generator": generator})()
     optimizer = keras.optimizers.Adam(args.lr, beta_1=0.5)

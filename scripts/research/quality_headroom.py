@@ -12,8 +12,8 @@ codec's own STFT (magnitudes only, no phase, no waveform), the median over frame
   frames, ~0.25 s) and ``true accompaniment``.
 
 The true accompaniment does not score 0: a power sum leaves out how the two parts interfere, and the images are
-quantised. A row a model cannot reach from the vocals alone says where the gap to the truth lies. Chorales give every track
-its own instruments from a hash of its name, so the vocals cannot tell them (README, "Quality").
+quantised. A row a model cannot reach from the vocals alone says where the gap to the truth lies. Chorales give every
+track its own instruments from a hash of its name, so the vocals cannot tell them (docs/quality-log.md).
 
     python scripts/research/quality_headroom.py DATASET   # a sound2image dataset with train/ and test/
 """

@@ -1,5 +1,5 @@
 """Score a run's saved generators, and its untrained start, on DATA's validation tiles with the figures that
-`train --keep-best` compares: val_lsd (dB) and val_l1 (`RunState.val_row`, the code `train` runs).
+`train --keep-best` compares: val_lsd (dB) and val_recon (`RunState.val_row`, the code `train` runs).
 
     python scripts/research/score_generators.py RUN DATA [--tiles 32] [GENERATOR ...]
 
@@ -24,32 +24,34 @@ def main() -> int:
     args = parser.parse_intermixed_args()
 
     from vocals2song import data as data_mod
-    from vocals2song import train as train_mod
+    from vocals2song.callbacks import RunState
     from vocals2song.config import MODELS, TrainConfig
+    from vocals2song.runfolder import read_config
+    from vocals2song.runtime import quiet_tensorflow
 
-    train_mod.quiet_tensorflow()
+    quiet_tensorflow()
     import keras
 
     from vocals2song.model import build_generator
 
-    config = train_mod.read_run_config(args.run)
+    config = read_config(args.run)
     training, model_cfg = config["training"], config["model"]
     pairs = data_mod.find_pairs(args.data, training["input_subdir"], training["target_subdir"])
-    phase_repr = model_cfg.get("phase_repr", "angle")
+    phase_repr = model_cfg["phase_repr"]
     val = data_mod.fixed_tiles(pairs.valid, pairs.meta.format, training["tile"], args.tiles, phase_repr)
     cfg = TrainConfig(model=model_cfg["preset"], val_tiles=args.tiles, phase_repr=phase_repr)
-    state = train_mod._callbacks()[0](args.run, cfg, config, 0, val, False)  # not the chief: writes nothing
+    state = RunState(args.run, cfg, config, 0, val, False)  # not the chief: writes nothing
     names = args.generators or sorted(p.name for p in args.run.glob("*.keras"))
     networks = {"start": build_generator(model_cfg["nb_rows"], model_cfg["nb_channels"], MODELS[model_cfg["preset"]],
-                                         model_cfg.get("generator", "unet"), config["codec"]["range_db"],
-                                         model_cfg.get("prior"), model_cfg.get("norm", "batch"))}
+                                         model_cfg["generator"], config["codec"]["range_db"],
+                                         model_cfg["prior"], model_cfg["norm"])}
     networks.update({name: keras.saving.load_model(args.run / name, compile=False) for name in names})
     best = config.get("best", {})
     print(f"{args.run}: {len(val[2])} validation tiles of {args.data}; the run kept step {best.get('step', '-')}")
     for step, (name, network) in enumerate(networks.items()):
         state.step, state._generate = step + 1, None  # a new network: predict and trace again
         row = state.val_row(type("Gan", (), {"generator": network})())
-        print(f"{name:>28}  val_lsd {row['val_lsd']:7.3f} dB  val_l1 {row['val_l1']:.5f}")
+        print(f"{name:>28}  val_lsd {row['val_lsd']:7.3f} dB  val_recon {row['val_recon']:.5f}")
     return 0
 
 
