@@ -16,6 +16,7 @@ keras = pytest.importorskip("keras")
 from vocals2song.train import KEEP_BEST_MARGIN  # noqa: E402
 
 
+@pytest.mark.slow
 def test_training_logs_the_step_where_it_ends(train_data, tmp_path, run_cli):
     run = tmp_path / "run"
     result = run_cli("train", train_data, run, "--steps", "5", "--model", "tiny", "--log-every", "2",
@@ -88,6 +89,7 @@ def test_keep_best_follows_the_figure_asked_for(by, start, kept):
     assert describe_best({**config, "best": None}) is None
 
 
+@pytest.mark.slow
 def test_keep_best_minimises_the_reconstruction_loss_asked_for(train_data, tmp_path, run_cli):
     """With --recon-loss l2, history's val_l1 is the validation tiles' mean squared error, and --keep-best-by val_l1
     keeps the generator of the lowest one (an L1 criterion would keep the median-seeking one)."""

@@ -95,6 +95,7 @@ def test_rerun_changes_nothing_and_other_settings_are_refused(tree, run_cli):
     assert files_bytes(tree) == before
 
 
+@pytest.mark.slow
 def test_resume_after_kill_writes_the_same_bytes(tree, tmp_path):
     """SIGKILL a run once its first track is written; the rerun finishes with the bytes of a clean run."""
     out = tmp_path / "killed"
@@ -260,6 +261,7 @@ def test_shipped_index_matches_the_music21_corpus():
 
 # --- the oracle script's re-render of the notes --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_oracle_chorales_rerenders_the_notes_in_line_with_the_dataset(chorale_run):
     """scripts/oracle_chorales.py on the rendered chorales' test split: the notes re-rendered on the track's own
     band must land where the dataset's accompaniment is (the same samples, the same level, through the same codec),
@@ -285,6 +287,7 @@ def test_oracle_chorales_rerenders_the_notes_in_line_with_the_dataset(chorale_ru
     assert abs(loud["notes on its own band"] - loud["true accompaniment"]) < 0.3
 
 
+@pytest.mark.slow
 def test_oracle_chorales_refuses_tracks_it_cannot_rerender(train_data):
     import subprocess
     import sys

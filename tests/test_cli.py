@@ -17,6 +17,7 @@ def test_help_has_examples(run_cli, command):
     assert "Examples:" in result.output and f"vocals2song {command}" in result.output
 
 
+@pytest.mark.slow
 def test_help_does_not_import_heavy_libraries():
     code = ("import sys; from vocals2song.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
@@ -25,11 +26,13 @@ def test_help_does_not_import_heavy_libraries():
     assert out.strip().endswith("[]")
 
 
+@pytest.mark.slow
 def test_python_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "vocals2song", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and "vocals2song" in result.stdout
 
 
+@pytest.mark.slow
 def test_tensorboard_command_names_a_program_that_exists(tmp_path):
     from vocals2song.cli import tensorboard_command
 

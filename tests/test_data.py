@@ -106,6 +106,7 @@ def test_unmatched_and_unreadable_images_are_named(train_data, tmp_path):
     assert "A - One__001.png" in str(err.value)
 
 
+@pytest.mark.slow
 def test_seed_layout_without_metadata(train_data, tmp_path, run_cli):
     """The seed project's input/ + output/ folders of plain 8-bit PNGs (no metadata) train too."""
     from PIL import Image

@@ -6,10 +6,13 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 import browser
 from conftest import SR
+
+pytestmark = pytest.mark.slow  # it trains a model
 
 
 def test_demo_runs_end_to_end(tmp_path, run_cli):

@@ -75,6 +75,7 @@ def _untrained_and_deaf(run):
             dataclasses.replace(trained, generate=deaf))
 
 
+@pytest.mark.slow
 def test_evaluate_reports_every_metric_and_beats_vocals_only(trained_run, train_data, tmp_path, run_cli):
     from vocals2song.evaluate import evaluate
 
@@ -107,6 +108,7 @@ def test_evaluate_reports_every_metric_and_beats_vocals_only(trained_run, train_
             assert item[name]["lsd"] not in {item["model"]["lsd"], *(o["model"]["lsd"] for o in others)}, name
 
 
+@pytest.mark.slow
 def test_bench_quality_prints_its_table(chorale_run, tmp_path):
     """scripts/bench_quality.py end to end at toy size on the rendered chorales: it trains the variant, evaluates it,
     and prints a row per variant (with the items it beats the mean on) and one per baseline."""

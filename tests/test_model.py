@@ -185,6 +185,7 @@ def _fit_at_batch_one(norm: str, steps: int = 150) -> tuple[float, float]:
     return start, l1()
 
 
+@pytest.mark.slow
 def test_instance_norm_predicts_what_it_learned():
     """At batch 1, BatchNorm trains on each tile's own statistics and predicts with moving averages no tile had:
     what it learned barely shows at inference (0.70 -> 0.66 here). Instance norm behaves the same both ways."""

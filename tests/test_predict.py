@@ -103,6 +103,7 @@ def _write_inputs(tmp_path):
     return {name: len(y) / sr for name, (y, sr) in cases.items()}
 
 
+@pytest.mark.slow
 def test_predict_any_length_rate_and_channels(trained_run, tmp_path, run_cli):
     durations = _write_inputs(tmp_path)
     out = tmp_path / "out"
@@ -269,6 +270,7 @@ def test_predict_applies_the_runs_envelope(excerpt):
     np.testing.assert_allclose(stepped.vocals, plain.vocals)
 
 
+@pytest.mark.slow
 def test_accompaniment_model_adds_the_vocals(small_tree, tmp_path, run_cli):
     ds, run = tmp_path / "acc", tmp_path / "run"
     assert run_cli("sound2image", small_tree, ds, "--target", "accompaniment", "--segment", "2").exit_code == 0
@@ -291,6 +293,7 @@ def test_accompaniment_model_adds_the_vocals(small_tree, tmp_path, run_cli):
 
 # --- inputs --------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_predict_from_an_image_and_bad_inputs(trained_run, train_data, tmp_path, run_cli):
     image = train_data / "test" / "vocals" / "B - Two__002.png"
     (tmp_path / "broken.wav").write_bytes(b"RIFF nonsense")
@@ -306,6 +309,7 @@ def test_predict_from_an_image_and_bad_inputs(trained_run, train_data, tmp_path,
     assert no_run.exit_code == 2 and no_run.output.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_predict_checks_inputs_before_loading_the_model(trained_run, tmp_path, run_cli):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
@@ -315,6 +319,7 @@ def test_predict_checks_inputs_before_loading_the_model(trained_run, tmp_path, r
     assert result.stderr == f"Error: {tmp_path / 'missing.wav'}: no such file (and 1 more missing inputs)\n"
 
 
+@pytest.mark.slow
 def test_predict_warns_about_an_image_of_another_stem(trained_run, train_data, tmp_path, run_cli):
     image = train_data / "test" / "mixture" / "B - Two__000.png"
     result = run_cli("predict", trained_run, image, "--out", tmp_path / "out")
@@ -325,6 +330,7 @@ def test_predict_warns_about_an_image_of_another_stem(trained_run, train_data, t
     assert vocals.exit_code == 0 and "Warning" not in vocals.stderr
 
 
+@pytest.mark.slow
 def test_predict_keeps_both_inputs_of_one_name(trained_run, tmp_path, run_cli):
     y = synth_stems(1.0, sr=SR, seed=3)["vocals"]
     sf.write(tmp_path / "vocals.wav", y, SR)
@@ -337,6 +343,7 @@ def test_predict_keeps_both_inputs_of_one_name(trained_run, tmp_path, run_cli):
     assert sorted(p.name for p in out.glob("*.mixture.wav")) == ["vocals_flac.mixture.wav", "vocals_wav.mixture.wav"]
 
 
+@pytest.mark.slow
 def test_predict_reads_mp3(trained_run, tmp_path, run_cli):
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:

@@ -30,6 +30,7 @@ def test_power_loss_is_recorded_and_older_runs_have_none(tmp_path):
     assert run_settings(run)["power_loss"] == 3.0
 
 
+@pytest.mark.slow
 def test_rerun_takes_the_model_from_the_run_and_names_a_conflict(train_data, tmp_path, run_cli):
     run = tmp_path / "run"
     assert run_cli("train", train_data, run, "--steps", "2", *QUICK_TRAIN).exit_code == 0
@@ -45,6 +46,7 @@ def test_rerun_takes_the_model_from_the_run_and_names_a_conflict(train_data, tmp
     assert "{" not in other.output  # words, not dicts
 
 
+@pytest.mark.slow
 def test_norm_is_recorded_and_kept_by_a_resume(train_data, tmp_path, run_cli):
     """--norm (batch, which is not the default since instance became it) goes into config.json and the saved
     generator; a rerun keeps it, another --norm is refused in one line, and a run from before --norm (no norm
@@ -74,6 +76,7 @@ def test_norm_is_recorded_and_kept_by_a_resume(train_data, tmp_path, run_cli):
     assert json.loads((old / "config.json").read_text())["training"]["keep_best_by"] == "val_l1"
 
 
+@pytest.mark.slow
 def test_ema_run_saves_the_average_and_resumes_only_with_it(train_data, tmp_path, run_cli):
     """With --ema, generator.keras holds the averaged weights, the checkpoint holds both, and a rerun without
     --ema is refused in words (its optimizer would not match the checkpoint)."""

@@ -50,6 +50,7 @@ main(sys.argv[2:])
 """
 
 
+@pytest.mark.slow
 def test_two_workers_train_together(train_data, tmp_path):
     cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
     run = tmp_path / "run"
@@ -93,6 +94,7 @@ print("final", summary.step, summary.last_row["gen_l1"])
 """
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_trains_on_two_replicas(train_data, tmp_path):
     """The MirroredStrategy path (several GPUs), run on two logical CPU devices."""
     run = tmp_path / "run"
@@ -108,6 +110,7 @@ def test_mirrored_strategy_trains_on_two_replicas(train_data, tmp_path):
 
 # --- mixed precision -----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_gpu_options_do_no_harm_on_a_cpu(train_data, tmp_path, run_cli):
     run = tmp_path / "run"
     result = run_cli("train", train_data, run, "--steps", "2", "--xla", "--mixed-precision", *QUICK_TRAIN)
@@ -156,6 +159,7 @@ def _train_with_policy(monkeypatch, train_data, run, policy: str):
     return config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_run_predicts_in_float32(policy, train_data, tmp_path, monkeypatch):
     """bfloat16 (CPU) and float16 with loss scaling (GPU, forced here on a CPU: slow but correct) train with

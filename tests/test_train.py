@@ -43,6 +43,7 @@ def _event_tags(logdir: Path) -> set[str]:
     return tags
 
 
+@pytest.mark.slow
 def test_cli_train_writes_every_artefact(train_data, tmp_path, run_cli):
     run = tmp_path / "run"
     result = run_cli("train", train_data, run, "--steps", "4", *QUICK_TRAIN)
@@ -74,6 +75,7 @@ def _tile_lsd(pred: np.ndarray, y: np.ndarray, range_db: float = 100.0) -> float
     return float(np.mean(np.sqrt(np.mean(db ** 2, axis=1))))
 
 
+@pytest.mark.slow
 def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, tmp_path, run_cli):
     """The default recipe keeps the generator of the lowest val_lsd, its untrained start included (a high learning
     rate makes training erratic), and predicts with it; its accompaniment gain is fitted on training pairs when
@@ -166,6 +168,7 @@ def _capture_fit(monkeypatch) -> dict[str, list]:
     return states
 
 
+@pytest.mark.slow
 def test_resume_continues_the_history(train_data, tmp_path, run_cli, monkeypatch):
     run = tmp_path / "run"
     states = _capture_fit(monkeypatch)
@@ -186,6 +189,7 @@ def test_resume_continues_the_history(train_data, tmp_path, run_cli, monkeypatch
     assert other.exit_code == 2 and "other settings" in other.output
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_that_lacks_an_object(train_data, tmp_path):
     """A checkpoint without the generator (or any other object) must stop the resume, not start it afresh."""
     from vocals2song.config import TrainConfig
@@ -204,6 +208,7 @@ def test_resume_refuses_a_checkpoint_that_lacks_an_object(train_data, tmp_path):
     assert "ckpt-3" in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_sigkill_loses_at_most_one_checkpoint_interval(train_data, tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen(_train_cmd(train_data, run, "--steps", "100000", "--checkpoint-every", "5",
@@ -273,6 +278,7 @@ def magnitude_l1(trained_run, train_data) -> dict[str, dict[str, float]]:
     return scores
 
 
+@pytest.mark.slow
 def test_learning_on_the_learnable_task(trained_run, magnitude_l1):
     """The trained model uses the vocals: on training and held-out pairs it beats itself deaf to the vocals, and
     on held-out pairs it beats silence.
@@ -292,6 +298,7 @@ def test_learning_on_the_learnable_task(trained_run, magnitude_l1):
     assert held_out["model"] < held_out["deaf"] - 0.02 and held_out["model"] < held_out["floor"] - 0.01, held_out
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=False, reason="the tiny model does not reliably beat what ignores the vocals: in 12 fresh "
                    "runs (300-800 steps, lr 2e-4 or 1e-3, batch 1 or 4) its held-out magnitude L1 was 0.19-0.30, "
                    "against 0.23 for a constant per-row median and 0.185 for the vocals copied")
@@ -301,6 +308,7 @@ def test_learning_beats_what_ignores_the_vocals(magnitude_l1):
     assert held_out["model"] < held_out["median"] - 0.02 and held_out["model"] < held_out["copy"] - 0.01, held_out
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_chorales_beats_the_vocals_alone_on_unseen_tunes(chorale_run, tmp_path):
     """The recipe on real music: the song is closer to the true mixture than the vocals alone, on lsd and mrstft,
     on tunes the model never heard, louder where it should be, without buzz; and training did not make it worse
