@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from vocals2song.cli import cli
+from vocals2song.config import CodecConfig
 from vocals2song.synth import make_musdb_tree, synth_stems
 
 SR = 44100
@@ -100,13 +101,34 @@ def trained_run(train_data, tmp_path_factory) -> Path:
 
     run = tmp_path_factory.mktemp("trained") / "run"
     # The published generator with its phase channel: these tests exercise the plumbing (predict's phase sources,
-    # tiling, evaluate); the default powersum-mean recipe has its own tests in test_quality.py.
+    # tiling, evaluate); the default powersum-mean recipe has its own tests in test_model.py and test_train.py.
     # Its last generator, not the best-validation one: which step --keep-best picks varies from run to run (CPU
     # training is not bit-reproducible), and an early pick once left evaluate's "training must show" margin short.
     cfg = recipe_config("pix2pix", model="tiny", steps=300, log_every=25, sample_every=1000, checkpoint_every=1000,
                         keep_best=False)
     train(train_data, run, cfg, progress=False, log=lambda *a: None)
     return run
+
+
+CHORALE_SR = 16000  # rendering and images at 16 kHz: a third of the samples, the same 513-row images
+
+
+@pytest.fixture(scope="session")
+def chorale_run(tmp_path_factory):
+    """10 rendered chorales (test tunes unseen), encoded at 16 kHz, and the tiny powersum-mean model after 400
+    steps on them; returns (dataset, run)."""
+    from vocals2song.chorales import render_chorales
+    from vocals2song.config import ChoralesConfig, DatasetConfig, TrainConfig
+    from vocals2song.sound2image import sound2image
+    from vocals2song.train import train
+
+    root = tmp_path_factory.mktemp("chorale_learning")
+    render_chorales(root / "chorales", ChoralesConfig(limit=10, sr=CHORALE_SR, workers=2))
+    sound2image(root / "chorales", root / "ds", CodecConfig(sr=CHORALE_SR), DatasetConfig(workers=2))
+    cfg = TrainConfig(model="tiny", steps=400, generator="powersum-mean", phase_repr="none", log_every=100,
+                      sample_every=1000, checkpoint_every=1000)
+    train(root / "ds", root / "run", cfg, progress=False, log=lambda *a: None)
+    return root / "ds", root / "run"
 
 
 def recipe_file(folder: Path, base: str = "pix2pix", **fields) -> list[str]:

@@ -95,6 +95,7 @@ def test_rerun_changes_nothing_and_other_settings_are_refused(tree, run_cli):
     assert files_bytes(tree) == before
 
 
+@pytest.mark.slow
 def test_resume_after_kill_writes_the_same_bytes(tree, tmp_path):
     """SIGKILL a run once its first track is written; the rerun finishes with the bytes of a clean run."""
     out = tmp_path / "killed"
@@ -256,3 +257,44 @@ def test_fermatas_hold_and_delay_what_follows():
 def test_shipped_index_matches_the_music21_corpus():
     """About 1 min on a cold music21 cache: the index must be what scripts/make_chorale_index.py makes."""
     assert chorales.build_index() == json.loads(chorales.INDEX.read_text())
+
+
+# --- the oracle script's re-render of the notes --------------------------------------------------------------
+
+@pytest.mark.slow
+def test_oracle_chorales_rerenders_the_notes_in_line_with_the_dataset(chorale_run):
+    """scripts/oracle_chorales.py on the rendered chorales' test split: the notes re-rendered on the track's own
+    band must land where the dataset's accompaniment is (the same samples, the same level, through the same codec),
+    so that its other rows (the notes on other bands) measure the band, not a misplaced render."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ds, _ = chorale_run
+    script = Path(__file__).resolve().parent.parent / "scripts" / "oracle_chorales.py"
+    result = subprocess.run([sys.executable, str(script), str(ds), "--bands", "2", "--tracks", "1"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line[:24].strip(): line[24:].split() for line in result.stdout.splitlines()[2:]}
+    print(result.stdout)
+    assert {"mean_accompaniment", "notes known", "notes on one band", "notes on its own band",
+            "true accompaniment"} <= rows.keys()
+    lsd, loud = {k: float(v[1]) for k, v in rows.items()}, {k: float(v[3]) for k, v in rows.items()}
+    assert lsd["true accompaniment"] < lsd["mean_accompaniment"]
+    # 0.02 dB apart when written; 0.39 when the renders skipped the codec (their detail under the image's floor,
+    # which the truth has not, counted against them: 4 dB at 44.1 kHz)
+    assert lsd["notes on its own band"] < lsd["true accompaniment"] + 0.2
+    assert abs(loud["notes on its own band"] - loud["true accompaniment"]) < 0.3
+
+
+@pytest.mark.slow
+def test_oracle_chorales_refuses_tracks_it_cannot_rerender(train_data):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "oracle_chorales.py"
+    result = subprocess.run([sys.executable, str(script), str(train_data), "--split", "valid"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and "are not `chorales` tracks" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -99,6 +99,7 @@ def test_page_audio_is_small_and_keeps_length_and_level(tmp_path, fmt):
 
 # --- in a browser --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @needs_chromium
 @pytest.mark.parametrize("fmt", ["wav16", "mp3"])
 def test_browser_plays_the_page_audio_and_reports_a_broken_link(tmp_path, fmt):
@@ -114,6 +115,7 @@ def test_browser_plays_the_page_audio_and_reports_a_broken_link(tmp_path, fmt):
     assert [p["error"] for p in broken["audio"]] == [0, 4] and broken["missing"] == 1
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_evaluate_page_in_a_browser(trained_run, train_data, tmp_path, run_cli):
     out = tmp_path / "report"
@@ -135,6 +137,7 @@ def test_evaluate_page_in_a_browser(trained_run, train_data, tmp_path, run_cli):
         Image.open(png).convert("RGB").quantize(128).save(README_SCREENSHOT, optimize=True)
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_predict_page_in_a_browser(trained_run, tmp_path, run_cli):
     for name, seed in (("take one", 1), ("take2", 2)):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vocals2song import metrics
+from vocals2song import audio, metrics
 from vocals2song.errors import Vocals2SongError
 
 SR = 44100
@@ -188,3 +188,33 @@ def test_aggregate():
     assert summary["lsd"] == {"median": 2.0, "mean": 2.0}  # the NaN is dropped
     assert math.isnan(summary["mrstft"]["median"]) and math.isnan(summary["mrstft"]["mean"])
     assert metrics.aggregate([]) == {}
+
+
+# --- the listener's metrics: loudness, bands, buzz, harmony --------------------------------------------------
+
+def test_loudness_and_band_lsd():
+    y = np.random.default_rng(0).normal(size=SR).astype(np.float64) * 0.1
+    assert metrics.loudness_db(y, 2 * y) == pytest.approx(20 * np.log10(2))
+    assert metrics.loudness_db(y, y) == 0.0
+    everything = metrics.band_lsd(y, 0.5 * y, SR, (0.0, float("inf")))
+    assert everything == pytest.approx(metrics.lsd(y, 0.5 * y), rel=1e-6)
+    low = np.sin(2 * np.pi * 100 * np.arange(SR) / SR)
+    values = metrics.music_metrics(low * 0, low, low + 0.1 * y, SR)
+    assert values["lsd_high"] > values["lsd_low"]  # the noise sits where the tone is not
+
+
+def test_buzz_finds_frame_rate_pulses(excerpt):
+    """A constant-phase decode pulses at the frame rate; the true mixture and a random phase do not."""
+    mix = excerpt["mixture"].astype(np.float64)
+    Z = audio.stft(mix, 1024, 256, 1024)
+    constant = audio.istft(np.abs(Z) * np.exp(0.3j), 256, 1024, length=len(mix))
+    assert metrics.buzz_db(mix, SR) < 3.0
+    assert metrics.buzz_db(constant, SR) > 10.0
+
+
+def test_harmony_scores_the_right_chords(excerpt):
+    vocals, mix = excerpt["vocals"].astype(np.float64), excerpt["mixture"].astype(np.float64)
+    assert metrics.harmony(vocals, mix, mix, SR) > 0.99  # the true song
+    assert metrics.harmony(vocals, mix, vocals, SR) == 0.0  # adds nothing
+    shifted = vocals + np.roll(mix - vocals, 3 * SR // 2)  # the right instruments at the wrong time
+    assert metrics.harmony(vocals, mix, shifted, SR) < 0.6

@@ -1,4 +1,5 @@
-"""sound2image on MUSDB18-shaped trees: splits, counts, manifest, metadata, determinism, resume, sources."""
+"""sound2image on MUSDB18-shaped trees: splits, counts, manifest, metadata, determinism, resume, sources;
+short tails, refused inputs and options, and the summary line."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from conftest import SR, VALID_TRACK, files_bytes
 from vocals2song import audio, codec, imagefile
 from vocals2song.config import CodecConfig, DatasetConfig
 from vocals2song.sound2image import encode_track as _encode_track
-from vocals2song.sound2image import sound2image, write_manifest
+from vocals2song.sound2image import segment_bounds, sound2image, write_manifest
 from vocals2song.synth import make_musdb_tree, write_track, synth_stems
 
 SEG = ["--segment", "2"]
@@ -219,3 +220,54 @@ def test_wav_root_is_listed_as_musdb_lists_it(tmp_path):
     assert ours == theirs
     assert ("valid" in {split for _, split, _, _ in ours}) and [n for n, *_ in ours][:2] == ["A - One", VALID_TRACK]
     assert [j.name for j in find_tracks(root, ("test",))] == ["C - Three"]
+
+
+# --- tails, refusals and the summary -------------------------------------------------------------------------
+
+def test_a_tail_under_half_a_segment_is_dropped_unless_it_is_the_whole_track():
+    seg = 100
+    assert segment_bounds(349, seg, "pad", 0.5) == [(0, 100), (100, 100), (200, 100)]  # 49 % of a segment
+    assert segment_bounds(350, seg, "pad", 0.5)[-1] == (300, 50)  # half a segment: padded
+    assert segment_bounds(349, seg, "pad", 0.0)[-1] == (300, 49)  # --min-tail 0: the old rule
+    assert segment_bounds(30, seg, "pad", 0.5) == [(0, 30)]  # a short track still gives its one segment
+    assert segment_bounds(350, seg, "drop", 0.5) == [(0, 100), (100, 100), (200, 100)]
+
+
+def test_min_tail_option_and_manifest(small_tree, tmp_path, run_cli):
+    out = tmp_path / "out"
+    assert run_cli("sound2image", small_tree / "train" / "A - One", out, "--segment", "2",
+                   "--min-tail", "0.2").exit_code == 0  # 0.5 s is a quarter of 2 s: kept
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert manifest["params"]["min_tail"] == 0.2 and manifest["counts"]["pairs"] == 3
+    again = run_cli("sound2image", small_tree / "train" / "A - One", out, "--segment", "2")
+    assert again.exit_code == 2 and "min_tail" in again.stderr
+
+
+def test_sound2image_refuses_two_files_for_one_stem(small_tree, tmp_path, run_cli):
+    track = tmp_path / "T - Two Files"
+    shutil.copytree(small_tree / "test" / "B - Two", track)
+    y, sr = sf.read(track / "vocals.wav")
+    sf.write(track / "vocals.flac", y, sr)
+    result = run_cli("sound2image", track, tmp_path / "out", "--segment", "2")
+    assert result.exit_code == 1 and "has vocals.wav and vocals.flac; keep one vocals file" in result.stderr
+
+
+def test_container_must_fit_the_format(small_tree, tmp_path, run_cli):
+    result = run_cli("sound2image", small_tree, tmp_path / "o", "--format", "png16", "--container", "bmp")
+    assert result.exit_code == 2 and "--container bmp does not hold format png16" in result.stderr
+
+
+def test_sound2image_of_a_text_file_leaves_nothing(tmp_path, run_cli):
+    (tmp_path / "notes.txt").write_text("not audio")
+    out = tmp_path / "new" / "out"
+    result = run_cli("sound2image", tmp_path / "notes.txt", out)
+    assert result.exit_code == 1 and "1 of 1 tracks failed; none was done." in result.stderr
+    assert not (tmp_path / "new").exists()
+
+
+def test_sound2image_summary_counts_in_the_right_number(tmp_path):
+    from vocals2song.sound2image import BatchSummary, describe
+
+    counts = {"train": 2, "valid": 0, "test": 0, "pairs": 2, "tracks": 1, "skipped_silent": 1}
+    line = describe(BatchSummary({"counts": counts}, [object()], [], 0))
+    assert line.startswith("2 pairs from 1 track (train 2, valid 0, test 0); 1 silent segment skipped; 1 track encoded")
