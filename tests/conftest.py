@@ -88,8 +88,8 @@ def train_data(tmp_path_factory) -> Path:
 #: probe with two-channel tiles; the default recipe (powersum-mean, magnitude only) has its own tests
 PUBLISHED = ["--recipe", "pix2pix"]
 #: the run folder's mechanics with the current training defaults (a rerun without flags takes the recorded ones)
-QUICK_MECHANICS = ["--model", "tiny", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "2", "--generator",
-                   "unet", "--phase-repr", "angle"]
+QUICK_MECHANICS = ["--model", "tiny", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "2",
+                   "--generator", "unet", "--phase-repr", "angle"]
 QUICK_TRAIN = [*QUICK_MECHANICS, "--recipe", "pix2pix"]
 
 

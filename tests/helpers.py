@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-
 from conftest import QUICK_TRAIN, SR
+
 from vocals2song import codec, imagefile
 from vocals2song.config import CodecConfig
 
@@ -28,12 +28,13 @@ def roundtrip_file(y, fmt, container, tmp_path, length=None):
 
 
 def _config(phase_repr: str, generator: str = "powersum", fmt: str = "rgb8", tile: int = 128) -> dict:
+    """The config.json keys a `Predictor` reads, for a network built in the test."""
     from vocals2song.config import RANGE_DB
 
     return {"codec": {"format": fmt, "sr": SR, "n_fft": 1024, "hop": 256, "win": 1024, "window": "hann",
                       "top_db": 20 * np.log10(512), "range_db": RANGE_DB[fmt], "split": None},
             "target": "mixture", "training": {"tile": tile},
-            "model": {"generator": generator, "phase_repr": phase_repr}}
+            "model": {"generator": generator, "phase_repr": phase_repr, "gate_radius": 0, "prior": None}}
 
 
 def _encode(y: np.ndarray):
@@ -42,3 +43,10 @@ def _encode(y: np.ndarray):
 
 def _train_cmd(data, run, *extra) -> list[str]:
     return [sys.executable, "-m", "vocals2song", "train", str(data), str(run), *QUICK_TRAIN, *extra]
+
+
+def tiny_pix2pix(**fields):
+    """The pix2pix recipe on the tiny model, with ``fields`` changed (a `TrainConfig` for `build_pix2pix`)."""
+    from vocals2song.config import recipe_config
+
+    return recipe_config("pix2pix", model="tiny", **fields)

@@ -1,26 +1,14 @@
-"""The baselines and the gate: where the vocals sound and the gate's smoothing, the gated mean accompaniment at its
-level, the random-phase lift, the song's phase, and the training statistics."""
+"""The baselines: the gated mean accompaniment at its level, the random-phase lift, the song's phase, and the
+training statistics."""
 
 from __future__ import annotations
 
 import numpy as np
-
 from conftest import SR
 from helpers import _encode
+
+import vocals2song.gate as gates
 from vocals2song import audio, baselines, codec
-
-
-def test_the_gate_loses_its_short_runs_and_keeps_its_long_ones():
-    """Real singing fading out toggled the gate every few frames, and the accompaniment stuttered on and off: runs of
-    up to ``2 * radius`` frames go, longer ones stay (fails without the closing, or with a window two frames too
-    wide)."""
-    runs = [(1, 30), (0, 4), (1, 1), (0, 1), (1, 3), (0, 40), (1, 4), (0, 30), (1, 5), (0, 5), (1, 30)]
-    gate = np.concatenate([np.full(n, bool(v)) for v, n in runs])
-    smoothed = baselines.smooth_gate(gate, 2)  # runs of up to 4 frames go
-    want = [(1, 39), (0, 74), (1, 5), (0, 5), (1, 30)]  # gaps of 4 and 1 close; the blip of 4 goes; runs of 5 stay
-    np.testing.assert_array_equal(smoothed, np.concatenate([np.full(n, bool(v)) for v, n in want]))
-    np.testing.assert_array_equal(baselines.smooth_gate(gate, 0), gate)
-    assert baselines.gate_radius(44100, 256) == 8  # runs of up to 93 ms at the default geometry
 
 
 def test_gated_mean_accompaniment_adds_power_only_where_the_vocals_sound():
@@ -46,7 +34,7 @@ def test_mean_accompaniment_sounds_at_the_mean_level(excerpt):
     Z_voc = baselines.image_spectrogram(pixels, meta)
     stats = baselines.TrainingStats(np.full(meta.nb_bins, 400.0), 1)  # loud: most bins take a random phase
     song = codec.spectrogram_to_audio(baselines.mean_accompaniment(Z_voc, stats, meta), meta)
-    sounding = baselines.sounding_frames(Z_voc)
+    sounding = gates.sounding_frames(Z_voc)
     assert sounding.sum() > 20
     back = audio.stft(song, meta.n_fft, meta.hop, meta.win)[1:-1, : Z_voc.shape[1]][:, sounding]
     asked = np.abs(Z_voc[1:-1, sounding]) ** 2 + 400.0

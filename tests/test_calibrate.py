@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import SR
 from helpers import _config
+
 from vocals2song import baselines, codec, transforms
 from vocals2song.predict import Predictor
-from vocals2song.train import codec_meta
-
+from vocals2song.runfolder import codec_meta
 
 # --- the loudness gain ---------------------------------------------------------------------------------------
 
@@ -99,11 +98,11 @@ def test_envelope_learns_how_the_accompaniment_follows_the_vocals():
 
 
 def test_the_envelope_is_the_mean_accompaniments_whatever_the_generator(train_data):
-    """`predict.calibrate` fits the envelope against the training mean a powersum-mean generator starts at, so two
+    """`calibrate.calibrate` fits the envelope against the training mean a powersum-mean generator starts at, so two
     generators that add different accompaniments get the same envelope, and only their loudness gains differ.
     (Fitted against each generator's own output, the envelopes differ: each undoes its own generator's level.)"""
+    from vocals2song.calibrate import calibrate
     from vocals2song.data import find_pairs
-    from vocals2song.predict import calibrate
 
     pairs = find_pairs(train_data, "vocals", None)
     config = _config("none", "powersum-mean", tile=256)
@@ -119,14 +118,14 @@ def test_the_envelope_is_the_mean_accompaniments_whatever_the_generator(train_da
 
 
 def test_the_envelope_is_kept_only_where_it_brings_validation_songs_nearer(train_data):
-    """With validation pairs to check on, `predict.calibrate` leaves the envelope out for a generator that already
+    """With validation pairs to check on, `calibrate.calibrate` leaves the envelope out for a generator that already
     makes the true songs (the envelope, fitted for the mean accompaniment, would only move their frames' levels),
     and keeps it where it costs nothing (a generator that adds nothing: the envelope scales nothing). On chorales
     with one band for every track, the trained generator alone beat the mean on all 38 test tracks, and the
     envelope made it lose on mrstft (docs/quality-log.md)."""
     from vocals2song.baselines import read_image_meta
+    from vocals2song.calibrate import calibrate
     from vocals2song.data import find_pairs
-    from vocals2song.predict import calibrate
 
     pairs = find_pairs(train_data, "vocals", None)
     config = _config("none", "powersum-mean", tile=256)

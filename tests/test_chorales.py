@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import files_bytes
+
 from vocals2song import chorales, fluidsynth
 from vocals2song.errors import Vocals2SongError
 
@@ -160,7 +160,8 @@ def test_missing_synthesizer_is_one_line(tmp_path, run_cli, monkeypatch):
         fluidsynth.library.cache_clear()
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "not installed" in lines[0] and "apt-get install fluidsynth fluid-soundfont-gm" in lines[0]
+    assert len(lines) == 1 and "not installed" in lines[0]
+    assert "apt-get install fluidsynth fluid-soundfont-gm" in lines[0]
 
 
 # --- the corpus, the tune groups and the splits (no rendering) ------------------------------------------

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import roundtrip_file
+
 from vocals2song import audio, codec
 from vocals2song.config import CodecConfig
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import PUBLISHED, QUICK_TRAIN
 from helpers import ROWS
+
 from vocals2song import data as data_mod
 from vocals2song.errors import Vocals2SongError
 from vocals2song.imagefile import read_image

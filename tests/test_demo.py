@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 
+import browser
 import numpy as np
 import pytest
 import soundfile as sf
-
-import browser
 from conftest import SR
 
 pytestmark = pytest.mark.slow  # it trains a model

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import SR
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from conftest import SR
 from vocals2song.errors import Vocals2SongError
 from vocals2song.files import atomic_path
 

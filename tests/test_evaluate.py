@@ -50,8 +50,6 @@ def _untrained_and_deaf(run):
     fed silence (magnitude at the floor, phase 0) whatever the vocals, i.e. a model deaf to its input."""
     import dataclasses
 
-    import keras
-
     from vocals2song.config import MODELS
     from vocals2song.model import build_generator
     from vocals2song.predict import load_predictor

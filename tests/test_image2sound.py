@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 import soundfile as sf
-
 from conftest import SR
 from helpers import SEG
+
 from vocals2song import audio
 
 

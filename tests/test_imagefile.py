@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import SR
 from helpers import SEG, roundtrip_file
+
 from vocals2song import audio, imagefile
 
 

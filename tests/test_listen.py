@@ -8,13 +8,13 @@ import re
 import shutil
 from pathlib import Path
 
+import browser
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import SR
 from PIL import Image
 
-import browser
-from conftest import SR
 from vocals2song.listen import MetricsTable, PageItem, page_html, write_listening_page, write_page_audio
 from vocals2song.synth import synth_stems
 

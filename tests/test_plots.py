@@ -12,7 +12,6 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from vocals2song import plots
-from vocals2song.errors import Vocals2SongError
 from vocals2song.files import is_partial
 
 SR, HOP = 44100, 256
@@ -146,8 +145,8 @@ def test_strip_image_uneven_rows_pad_white():
 
 
 def history_rows(n: int) -> list[dict]:
-    return [{"step": 100 * i, "gen_total": 5.0 - i * 0.1, "gen_gan": 0.7, "gen_l1": 0.4 - i * 0.01, "disc": 0.69,
-             "val_l1": 0.5 - i * 0.01 if i % 5 == 0 else math.nan} for i in range(n)]
+    return [{"step": 100 * i, "gen_total": 5.0 - i * 0.1, "gen_gan": 0.7, "gen_recon": 0.4 - i * 0.01, "disc": 0.69,
+             "val_recon": 0.5 - i * 0.01 if i % 5 == 0 else math.nan} for i in range(n)]
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 30])
@@ -159,42 +158,11 @@ def test_save_losses(tmp_path, n):
 
 
 def test_save_losses_missing_and_none_values(tmp_path):
-    history = [{"step": 1, "gen_gan": 0.7, "gen_l1": 0.3, "disc": 0.6},
-               {"step": 2, "gen_gan": 0.6, "gen_l1": 0.2, "disc": 0.6, "val_l1": None},
-               {"step": 3, "gen_gan": 0.5, "gen_l1": 0.2, "disc": 0.6, "val_l1": float("nan")}]
+    history = [{"step": 1, "gen_gan": 0.7, "gen_recon": 0.3, "disc": 0.6},
+               {"step": 2, "gen_gan": 0.6, "gen_recon": 0.2, "disc": 0.6, "val_recon": None},
+               {"step": 3, "gen_gan": 0.5, "gen_recon": 0.2, "disc": 0.6, "val_recon": float("nan")}]
     plots.save_losses(tmp_path / "l.png", history)
     check_png(tmp_path / "l.png")
-
-
-def test_read_history_round_trip(tmp_path):
-    csv_path = tmp_path / "history.csv"
-    csv_path.write_text("step,gen_total,gen_gan,gen_l1,disc,val_l1\n"
-                        "0,5.5,0.75,0.47,0.69,0.51\n"
-                        "100,4.25,0.7,0.355,0.68,\n"
-                        "200,3.5,0.65,0.285,0.66,0.3\n")
-    rows = plots.read_history(csv_path)
-    assert [r["step"] for r in rows] == [0, 100, 200]
-    assert all(isinstance(r["step"], int) for r in rows)
-    assert math.isnan(rows[0].pop("val_lsd"))  # a history from before val_lsd
-    assert rows[0] == {"step": 0, "gen_total": 5.5, "gen_gan": 0.75, "gen_l1": 0.47, "disc": 0.69, "val_l1": 0.51}
-    assert math.isnan(rows[1]["val_l1"]) and rows[1]["gen_l1"] == 0.355
-    plots.save_losses(tmp_path / "losses.png", rows)
-    check_png(tmp_path / "losses.png")
-
-
-def test_read_history_header_only_and_bad_cells(tmp_path):
-    p = tmp_path / "h.csv"
-    p.write_text(",".join(plots.HISTORY_COLUMNS) + "\n")
-    assert plots.read_history(p) == []
-    p.write_text("step,gen_l1\n5,0.2\n")  # columns the header lacks are NaN
-    (row,) = plots.read_history(p)
-    assert row["step"] == 5 and row["gen_l1"] == 0.2 and math.isnan(row["disc"])
-    p.write_text("step,gen_l1\n5,abc\n")
-    with pytest.raises(Vocals2SongError, match="line 2"):
-        plots.read_history(p)
-    p.write_text("when,gen_l1\n5,0.1\n")
-    with pytest.raises(Vocals2SongError, match="step"):
-        plots.read_history(p)
 
 
 def test_save_metric_bars(tmp_path):

@@ -10,14 +10,15 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import QUICK_TRAIN, SR
 from helpers import _config, _encode
+
+import vocals2song.gate as gates
 from vocals2song import audio, baselines, codec, metrics
 from vocals2song.imagefile import read_image
 from vocals2song.predict import Predictor, apply_tiled, predict_song, tile_starts, vocals_input
+from vocals2song.runfolder import codec_meta
 from vocals2song.synth import synth_stems
-from vocals2song.train import codec_meta
 
 
 def _identity_predictor(tile: int, fmt: str = "rgb8") -> Predictor:
@@ -25,7 +26,8 @@ def _identity_predictor(tile: int, fmt: str = "rgb8") -> Predictor:
 
     config = {"codec": {"format": fmt, "sr": SR, "n_fft": 1024, "hop": 256, "win": 1024, "window": "hann",
                         "top_db": 20 * np.log10(512), "range_db": RANGE_DB[fmt], "split": None},
-              "target": "mixture", "training": {"tile": tile}}
+              "target": "mixture", "training": {"tile": tile},
+              "model": {"generator": "unet", "phase_repr": "angle", "gate_radius": 0, "prior": None}}
     return Predictor(config, codec_meta(config), lambda tiles: tiles, tile)
 
 
@@ -184,9 +186,12 @@ def test_magnitude_only_run_takes_the_vocals_phase(excerpt):
 
 
 def test_old_runs_load_as_the_published_generator():
-    config = _config("angle")
-    del config["model"]
-    assert Predictor(config, codec_meta(config), lambda t: t, 64).phase_repr == "angle"
+    """A version-1 run that recorded no generator or phase was the published U-Net on the stored phase."""
+    from vocals2song.runfolder import upgrade
+
+    config = {**_config("angle"), "version": 1, "model": {"preset": "tiny"}}
+    predictor = Predictor(upgrade(config), codec_meta(config), lambda t: t, 64)
+    assert predictor.phase_repr == "angle" and not predictor.adds_to_vocals and predictor.gate_radius == 0
 
 
 # --- the song around the vocals ------------------------------------------------------------------------------
@@ -201,7 +206,7 @@ def test_song_adds_what_the_network_adds_to_the_vocals_as_they_are(monkeypatch):
     config = _config("none", "powersum-mean")
     meta = codec_meta(config)
     top, span, nb_bins, nb_frames = meta.top_db, meta.range_db, 513, 40
-    k, floor = span * np.log(10.0) / 10.0, baselines.floor_power(top, span)
+    k, floor = span * np.log(10.0) / 10.0, gates.floor_power(top, span)
     rng = np.random.default_rng(3)
     Z_voc = rng.normal(size=(nb_bins, nb_frames)) * 1e-3 + 0j
     Z_voc[40, :30] = 400.0  # a loud partial in the first 30 frames: those sound, the last 10 do not

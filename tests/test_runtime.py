@@ -10,9 +10,9 @@ import sys
 
 import numpy as np
 import pytest
-
-from conftest import QUICK_TRAIN
+from conftest import QUICK_TRAIN, recipe_file
 from helpers import _train_cmd
+
 from vocals2song import data as data_mod
 from vocals2song.config import MODELS
 
@@ -20,7 +20,6 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from vocals2song.model import build_generator  # noqa: E402
-
 
 # --- distribution strategies ---------------------------------------------------------------------------------
 
@@ -84,13 +83,14 @@ import sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import vocals2song.runtime
 import vocals2song.train as train_mod
-train_mod.make_strategy = lambda: (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), True,
+vocals2song.runtime.make_strategy = lambda: (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), True,
                                    "MirroredStrategy (2 CPU replicas)")
 from vocals2song.config import TrainConfig
 summary = train_mod.train(sys.argv[1], sys.argv[2], TrainConfig(model="tiny", steps=4, log_every=2,
                           checkpoint_every=2, sample_every=2), progress=False)
-print("final", summary.step, summary.last_row["gen_l1"])
+print("final", summary.step, summary.last_row["gen_recon"])
 """
 
 
@@ -113,11 +113,12 @@ def test_mirrored_strategy_trains_on_two_replicas(train_data, tmp_path):
 @pytest.mark.slow
 def test_gpu_options_do_no_harm_on_a_cpu(train_data, tmp_path, run_cli):
     run = tmp_path / "run"
-    result = run_cli("train", train_data, run, "--steps", "2", "--xla", "--mixed-precision", *QUICK_TRAIN)
+    result = run_cli("train", train_data, run, "--steps", "2", "--mixed-precision", *QUICK_TRAIN[:-2],
+                     *recipe_file(tmp_path, "pix2pix", xla=True))
     assert result.exit_code == 0, result.output
     config = json.loads((run / "config.json").read_text())
     if not tf.config.list_logical_devices("GPU"):  # bfloat16 where this CPU has it, else float32 with a note
-        from vocals2song.precision import cpu_bf16_flags
+        from vocals2song.runtime import cpu_bf16_flags
 
         bf16 = bool(cpu_bf16_flags())
         assert config["precision"] == ("mixed_bfloat16" if bf16 else "float32")
@@ -128,7 +129,7 @@ def test_gpu_options_do_no_harm_on_a_cpu(train_data, tmp_path, run_cli):
 
 
 def test_precision_policy_follows_the_hardware(tmp_path):
-    from vocals2song.precision import choose_policy, cpu_bf16_flags
+    from vocals2song.runtime import choose_policy, cpu_bf16_flags
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n\nprocessor\t: 1\nflags\t: fpu\n")
@@ -144,18 +145,18 @@ def test_precision_policy_follows_the_hardware(tmp_path):
 
 def _train_with_policy(monkeypatch, train_data, run, policy: str):
     """Train the tiny model 3 steps in-process under a forced dtype policy (whatever this CPU has)."""
-    from vocals2song import precision
+    from vocals2song import runtime
     from vocals2song.config import TrainConfig
     from vocals2song.train import train
 
-    monkeypatch.setattr(precision, "choose_policy", lambda mixed, gpu, flags=None: (policy, None))
+    monkeypatch.setattr(runtime, "choose_policy", lambda mixed, gpu, flags=None: (policy, None))
     cfg = TrainConfig(model="tiny", steps=3, log_every=3, sample_every=3, checkpoint_every=3, mixed_precision=True,
                       generator="unet", phase_repr="angle")
     summary = train(train_data, run, cfg, progress=False, log=lambda *a: None)
     assert keras.mixed_precision.global_policy().name == "float32"  # not left behind for the rest of the process
     config = json.loads((run / "config.json").read_text())
     assert config["precision"] == policy and config["step"] == 3
-    assert all(np.isfinite(summary.last_row[k]) for k in ("gen_total", "gen_gan", "gen_l1", "disc", "val_l1"))
+    assert all(np.isfinite(summary.last_row[k]) for k in ("gen_total", "gen_gan", "gen_recon", "disc", "val_recon"))
     return config
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
@@ -18,6 +20,7 @@ def run_script(name: str, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_bench_codec_prints_every_format_and_passes_the_floors():
     out = run_script("bench_codec.py", "--repeats", "1")
     for fmt in ("rgb8", "rgba8", "tiff16", "png16", "float32"):
@@ -25,12 +28,14 @@ def test_bench_codec_prints_every_format_and_passes_the_floors():
     assert "All formats meet their fidelity floors" in out
 
 
+@pytest.mark.slow
 def test_bench_sound2image_reports_a_ratio(tmp_path):
     out = run_script("bench_sound2image.py", "--tracks", "1", "--seconds", "20", "--runs", "1",
                      "--workdir", str(tmp_path))
     assert "Speed-up baseline / ours:" in out and "x realtime" in out
 
 
+@pytest.mark.slow
 def test_bench_train_reports_steps_and_memory(tmp_path):
     out = run_script("bench_train.py", "--models", "tiny", "--steps-tiny", "5", "--warmup", "2", "--segment", "3",
                      "--rounds", "2", "--cli-steps", "6", "--cli-rounds", "1", "--bare-steps", "5",
@@ -42,6 +47,7 @@ def test_bench_train_reports_steps_and_memory(tmp_path):
     assert "ratio 12/4:" in out and "memory target (12/4 <= 1.25, every pair read):" in out
 
 
+@pytest.mark.slow
 def test_bench_predict_reports_realtime_factor(tmp_path):
     out = run_script("bench_predict.py", "--models", "tiny", "--seconds", "8", "--short-seconds", "2",
                      "--workdir", str(tmp_path))
@@ -49,6 +55,7 @@ def test_bench_predict_reports_realtime_factor(tmp_path):
     assert "Peak RSS (tiny) 2 s input:" in out and "ratio 8/2 s:" in out and "MB per minute of audio" in out
 
 
+@pytest.mark.slow
 def test_quality_headroom_ranks_the_oracles(train_data):
     out = run_script("research/quality_headroom.py", str(train_data))
     scores = {line[:30].strip(): float(line[30:]) for line in out.splitlines()[1:]}
@@ -59,6 +66,7 @@ def test_quality_headroom_ranks_the_oracles(train_data):
     assert scores["oracle: + frame gain"] < scores["mean_accompaniment"]
 
 
+@pytest.mark.slow
 def test_bench_validation_reports_the_cost_per_step(train_data):
     out = run_script("research/bench_validation.py", str(train_data), "--models", "tiny", "--tiles", "1,32",
                      "--repeats", "1")
@@ -68,6 +76,7 @@ def test_bench_validation_reports_the_cost_per_step(train_data):
     assert all(float(line.split(",")[1].split()[0]) > 0 for line in lines)
 
 
+@pytest.mark.slow
 def test_score_generators_gives_train_s_figures(train_data, tmp_path):
     """The script scores the kept generator as train did when it kept it, and the untrained start beside it."""
     import json
@@ -88,6 +97,7 @@ def test_score_generators_gives_train_s_figures(train_data, tmp_path):
     assert rows["start"] >= best["val_lsd"] * (1 - 0.01) - 1e-3  # the start was a candidate
 
 
+@pytest.mark.slow
 def test_fit_check_fits_the_training_tiles(train_data):
     """The fit check's generator fits the few training tiles it sees (on this learnable synthetic task the unseen
     ones follow); a step that does not train leaves the first figure where it was."""
@@ -100,6 +110,7 @@ def test_fit_check_fits_the_training_tiles(train_data):
     assert out.splitlines()[-1].startswith("after 150 steps: fitted tiles")
 
 
+@pytest.mark.slow
 def test_compare_reports_counts_items_and_tracks(tmp_path):
     """compare_reports pairs two evaluate reports' items by name: A a hair better on the 4 segments of one track
     and clearly worse on 2 other tracks is better on 4 of 6 items but 1 of 3 tracks; the same report against
@@ -126,6 +137,7 @@ def test_compare_reports_counts_items_and_tracks(tmp_path):
     assert result.returncode != 0 and result.stderr.strip().startswith("Error:") and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_recalibrate_refits_what_it_is_asked_to(train_data, trained_run, tmp_path, run_cli):
     """recalibrate copies a run's generators and refits its envelope and gain with the choices given: the same
     choices give what training fitted, a louder aim a larger gain, --no-envelope leaves the envelope out, and
@@ -154,22 +166,28 @@ def test_recalibrate_refits_what_it_is_asked_to(train_data, trained_run, tmp_pat
     assert not (tmp_path / "unet").exists()
 
 
-def test_every_bench_quality_variant_is_a_valid_train_command(monkeypatch):
-    """Each variant's flags parse as `vocals2song train` options (a misspelt flag would fail only hours into a
-    benchmark), and the power and published variants ask for what their comments say."""
+def test_every_bench_quality_variant_is_a_valid_recipe(monkeypatch, tmp_path):
+    """Each variant's recipe resolves to training settings `train` accepts (a misspelt field would fail only hours
+    into a benchmark), and the published and regression variants ask for what their comments say."""
     import importlib.util
 
     from vocals2song.cli import train_cmd
+    from vocals2song.config import recipe_config
+    from vocals2song.train import _check_config
 
     monkeypatch.syspath_prepend(str(SCRIPTS))  # as when it runs: its folder on sys.path, for benchlib
     spec = importlib.util.spec_from_file_location("bench_quality", SCRIPTS / "bench_quality.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    for name, flags in bench.VARIANTS.items():
-        ctx = train_cmd.make_context("train", ["DATA", "RUN", *flags], resilient_parsing=False)
-        assert ctx.params["run"] == "RUN", name
-    power = train_cmd.make_context("train", ["DATA", "RUN", *bench.VARIANTS["power"]]).params
-    assert power["power_loss"] == 10.0 and power["envelope"] is False and power["keep_best"] is False
-    published = train_cmd.make_context("train", ["DATA", "RUN", *bench.VARIANTS["published"]]).params
-    assert (published["generator"], published["phase_repr"], published["lambda_l1"]) == ("unet", "angle", 100.0)
-    assert published["gan_loss"] == "bce" and published["batch_size"] == 1 and published["keep_best"] is False
+    configs = {}
+    for name in bench.VARIANTS:
+        flags = bench.recipe_flags(name, tmp_path)
+        assert train_cmd.make_context("train", ["DATA", "RUN", *flags]).params["recipe"] == flags[1], name
+        configs[name] = recipe_config(flags[1])
+        _check_config(configs[name])
+    published = configs["published"]
+    assert (published.generator, published.phase_repr, published.lambda_recon) == ("unet", "angle", 100.0)
+    assert published.gan_loss == "bce" and published.batch_size == 1 and published.keep_best is False
+    regression = configs["regression"]
+    assert (regression.gan_loss, regression.recon_loss, regression.lambda_recon) == ("none", "l2", 1.0)
+    assert configs["default"] == recipe_config()

@@ -10,13 +10,13 @@ import signal
 
 import pytest
 import soundfile as sf
-
 from conftest import SR, VALID_TRACK, files_bytes
+
 from vocals2song import audio, codec, imagefile
 from vocals2song.config import CodecConfig, DatasetConfig
 from vocals2song.sound2image import encode_track as _encode_track
 from vocals2song.sound2image import segment_bounds, sound2image, write_manifest
-from vocals2song.synth import make_musdb_tree, write_track, synth_stems
+from vocals2song.synth import make_musdb_tree, synth_stems, write_track
 
 SEG = ["--segment", "2"]
 
@@ -155,8 +155,8 @@ def test_other_source_kinds(small_tree, tmp_path, kind, run_cli):
         shutil.copytree(small_tree / "train", flat)
         result = run_cli("sound2image", flat, out, *SEG)
         expected = ["train/mixture/A - One__000.png", "train/mixture/A - One__001.png",
-                    "train/vocals/A - One__000.png", "train/vocals/A - One__001.png", f"valid/mixture/{VALID_TRACK}__000.png",
-                    f"valid/vocals/{VALID_TRACK}__000.png"]
+                    "train/vocals/A - One__000.png", "train/vocals/A - One__001.png",
+                    f"valid/mixture/{VALID_TRACK}__000.png", f"valid/vocals/{VALID_TRACK}__000.png"]
     assert result.exit_code == 0, result.output
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == expected
 

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import QUICK_TRAIN
+from conftest import QUICK_TRAIN, recipe_file
 from helpers import ROWS, _train_cmd
+
 from vocals2song import data as data_mod
-from vocals2song.config import MODELS, PIX2PIX_TRAINING
+from vocals2song.config import MODELS, recipe_config
 from vocals2song.errors import Vocals2SongError
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
+from vocals2song.callbacks import KEEP_BEST_MARGIN  # noqa: E402
 from vocals2song.model import build_generator, build_pix2pix  # noqa: E402
-from vocals2song.train import KEEP_BEST_MARGIN  # noqa: E402
 
 
 def test_train_bad_data_is_one_line(tmp_path, run_cli):
@@ -54,7 +54,7 @@ def test_cli_train_writes_every_artefact(train_data, tmp_path, run_cli):
     assert config["strategy"]["replicas"] == 1 and config["training"]["tile"] == 256
     assert (run / "checkpoints" / "checkpoint").is_file() and list((run / "checkpoints").glob("ckpt-4.index"))
     lines = (run / "history.csv").read_text().splitlines()
-    assert lines[0] == "step,gen_total,gen_gan,gen_l1,disc,val_l1,val_lsd"
+    assert lines[0] == "step,gen_total,gen_gan,gen_recon,disc,val_recon,val_lsd"
     rows = [list(map(float, line.split(","))) for line in lines[1:]]
     assert [r[0] for r in rows] == [2, 4] and all(np.isfinite(r).all() for r in rows)
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
@@ -62,7 +62,7 @@ def test_cli_train_writes_every_artefact(train_data, tmp_path, run_cli):
     generator = keras.saving.load_model(run / "generator.keras", compile=False)
     assert generator.output_shape[1:] == (ROWS, None, 2)
     tags = _event_tags(run / "logs")
-    assert {"loss/gen_l1", "loss/val_l1", "audio/predicted_mixture", "audio/target",
+    assert {"loss/gen_recon", "loss/val_recon", "audio/predicted_mixture", "audio/target",
             "strips/input|target|prediction"} <= tags
     assert "steps/s" in result.output and not list(run.rglob(".*.part*"))
     assert "loudness" not in config  # the published generator has no accompaniment of its own to calibrate
@@ -80,37 +80,39 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     """The default recipe keeps the generator of the lowest val_lsd, its untrained start included (a high learning
     rate makes training erratic), and predicts with it; its accompaniment gain is fitted on training pairs when
     training ends (after the accompaniment's envelope), kept by a rerun of the finished run, and left out with
-    --no-loudness-calibration (--no-envelope)."""
+    a recipe that turns both fits off."""
     from vocals2song.data import find_pairs, fixed_tiles
 
     run = tmp_path / "run"
     quick = ["--model", "tiny", "--steps", "4", "--log-every", "2", "--checkpoint-every", "2", "--sample-every", "4",
-             "--lr", "0.5"]
+             *recipe_file(tmp_path, "additive-l2", lr=0.5)]
     result = run_cli("train", train_data, run, *quick)
     assert result.exit_code == 0, result.output
     config = json.loads((run / "config.json").read_text())
-    assert config["model"]["generator"] == "powersum-mean" and config["training"]["keep_best_by"] == "val_lsd"
+    assert config["model"]["generator"] == "powersum-mean" and "keep_best_by" not in config["training"]
     history = {int(r["step"]): float(r["val_lsd"]) for r in csv.DictReader(open(run / "history.csv"))}
     best = config["best"]
     assert config["generator"] == "generator_best.keras" and best["step"] in (0, *history)
     # no row beat the kept one, nor the start by the margin unless the kept one is a trained one
-    assert min(history.values()) >= min(best["val_lsd"], config["keep_best_start"]["val_lsd"] * (1 - KEEP_BEST_MARGIN)) - 1e-6
+    margin = config["keep_best_start"]["val_lsd"] * (1 - KEEP_BEST_MARGIN)
+    assert min(history.values()) >= min(best["val_lsd"], margin) - 1e-6
     pairs = find_pairs(train_data, "vocals", None)
     x, y, _ = fixed_tiles(pairs.valid, "rgb8", 256, config["training"]["val_tiles"], "none")
     kept = keras.saving.load_model(run / "generator_best.keras", compile=False)
     kept_pred = np.asarray(kept(x, training=False))
     assert _tile_lsd(kept_pred, y) == pytest.approx(best["val_lsd"], rel=1e-4)
-    error = kept_pred - y  # val_l1 holds the reconstruction loss: the default is L2
-    assert config["training"]["recon_loss"] == "l2" and config["training"]["power_loss"] == 0.0  # recorded, off
-    assert float(np.mean(np.square(error))) == pytest.approx(best["val_l1"], rel=1e-4)
+    error = kept_pred - y  # val_recon holds the reconstruction loss: the default is L2
+    assert config["training"]["recon_loss"] == "l2" and "power_loss" not in config["training"]
+    assert float(np.mean(np.square(error))) == pytest.approx(best["val_recon"], rel=1e-4)
     # the untrained start (its last layer is zero: the prior, whatever the seed) is a candidate too; at this
     # learning rate every later row is worse than it
-    from vocals2song.baselines import gate_radius
-    from vocals2song.train import _gate_radius
+    from vocals2song import runfolder
+    from vocals2song.gate import gate_radius
 
     # the gate smoothed as the baseline smooths it at DATA's geometry; a run saved before that (no key) keeps none
     assert config["model"]["gate_radius"] == gate_radius(pairs.meta.sr, pairs.meta.hop) >= 1
-    assert _gate_radius({"model": {"prior": [0.0]}}, pairs) == 0 and _gate_radius(config, pairs) >= 1
+    old = {**config, "version": 1, "model": {k: v for k, v in config["model"].items() if k != "gate_radius"}}
+    assert runfolder.upgrade(old)["model"]["gate_radius"] == 0
     start = build_generator(ROWS, 1, MODELS["tiny"], "powersum-mean", 100.0, config["model"]["prior"],
                             gate_radius=config["model"]["gate_radius"])
     start_lsd = _tile_lsd(np.asarray(start(x, training=False)), y)
@@ -119,7 +121,7 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     assert len(config["loudness"]["gain_db"]) == 513 and np.isfinite(config["loudness"]["alpha_db"])
     assert config["loudness"]["pairs"] >= 1 and "loudness calibration" in result.output
     said = "kept the untrained start" if best["step"] == 0 else f"kept step {best['step']}: val_lsd"
-    assert f"--keep-best {said}" in result.output  # the user is told which generator predict will use
+    assert f"keep-best {said}" in result.output  # the user is told which generator predict will use
     from vocals2song.envelope import LAGS
 
     assert len(config["envelope"]["weights"]) == 4 * LAGS + 3 and config["envelope"]["frames"] > 100
@@ -133,7 +135,8 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     rerun = json.loads((run / "config.json").read_text())
     assert rerun["loudness"] == config["loudness"] and rerun["envelope"] == config["envelope"]
     assert rerun["model"] == config["model"]  # the prior and the gate's smoothing, as the weights learned them
-    off = run_cli("train", train_data, run, *quick, "--no-loudness-calibration", "--no-envelope")
+    off = run_cli("train", train_data, run, *quick[:-2],
+                  *recipe_file(tmp_path, "additive-l2", lr=0.5, loudness_calibration=False, envelope=False))
     assert off.exit_code == 0
     assert not {"loudness", "envelope"} & set(json.loads((run / "config.json").read_text()))
 
@@ -192,14 +195,12 @@ def test_resume_continues_the_history(train_data, tmp_path, run_cli, monkeypatch
 @pytest.mark.slow
 def test_resume_refuses_a_checkpoint_that_lacks_an_object(train_data, tmp_path):
     """A checkpoint without the generator (or any other object) must stop the resume, not start it afresh."""
-    from vocals2song.config import TrainConfig
     from vocals2song.train import train
 
     run = tmp_path / "run"
-    cfg = TrainConfig(model="tiny", steps=2, log_every=2, checkpoint_every=2, sample_every=1000, generator="unet",
-                      phase_repr="angle", **PIX2PIX_TRAINING)
+    cfg = recipe_config("pix2pix", model="tiny", steps=2, log_every=2, checkpoint_every=2, sample_every=1000)
     train(train_data, run, cfg, progress=False, log=lambda *a: None)
-    gan = build_pix2pix(ROWS, 2, MODELS["tiny"])
+    gan = build_pix2pix(ROWS, 2, cfg)
     partial = tf.train.Checkpoint(discriminator=gan.discriminator, g_optimizer=gan.g_optimizer,
                                   d_optimizer=gan.d_optimizer)
     tf.train.CheckpointManager(partial, str(run / "checkpoints"), max_to_keep=5).save(checkpoint_number=3)
@@ -289,7 +290,7 @@ def test_learning_on_the_learnable_task(trained_run, magnitude_l1):
     floor is 0.01; the margin over the deaf model, which is the claim (it uses the vocals), stays 0.02. The full
     claim, beating the best constant and the vocals copied, is the xfail test below.
     """
-    from vocals2song.plots import read_history
+    from vocals2song.runfolder import read_history
 
     rows = read_history(trained_run / "history.csv")
     assert [r["step"] for r in rows] == list(range(25, 301, 25))

@@ -231,13 +231,13 @@ def train_cmd(data, run, recipe, debug, resume, **flags):
         recorded = run_settings(run) if resume else {}  # a rerun continues the run as it was configured
         cfg = train_config(recorded, recipe, flags)
         default = TrainConfig()
-        taken = [k for k, v in recorded.items() if k in flags and flags[k] is None and getattr(cfg, k) == v
-                 and v != getattr(default, k)]
-        if taken:
-            click.echo(f"note: as recorded in {Path(run) / 'config.json'}: "
-                       + ", ".join(f"--{'no-' if recorded[k] is False else ''}{k.replace('_', '-')}"
-                                   + ("" if isinstance(recorded[k], bool) else f" {recorded[k]}")
-                                   for k in taken), err=True)
+        taken = [k for k, v in recorded.items() if flags.get(k) is None and getattr(cfg, k) == v
+                 and v != getattr(default, k) and k != "recipe"]
+        if taken:  # what the run recorded and this command did not say: flags as flags, recipe fields by name
+            click.echo(f"note: as recorded in {Path(run) / 'config.json'}: " + ", ".join(
+                (f"--{'no-' if recorded[k] is False else ''}{k.replace('_', '-')}"
+                 + ("" if isinstance(recorded[k], bool) else f" {recorded[k]}")) if k in flags
+                else f"{k} {recorded[k]}" for k in taken), err=True)
         summary = train(data, run, cfg, resume=resume, progress=True, log=click.echo)
         if summary.step > summary.start:
             row = summary.last_row
