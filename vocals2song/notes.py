@@ -225,9 +225,10 @@ def transcribe(y: np.ndarray, sr: int, onset_threshold: float = ONSET_THRESHOLD,
     if len(y) * b.fps < b.sr:  # under one model frame: nothing to decode
         return Notes.from_events([], duration)
     output = _model_output(y, b)
-    _, events = b.model_output_to_notes(output, onset_thresh=onset_threshold, frame_thresh=frame_threshold,
-                                        min_note_len=int(np.round(min_note_ms / 1000 * b.sr / b.hop)),
-                                        include_pitch_bends=False, melodia_trick=True)
+    with np.errstate(invalid="ignore", divide="ignore"):  # its inferred onsets divide 0 by 0 on silence
+        _, events = b.model_output_to_notes(output, onset_thresh=onset_threshold, frame_thresh=frame_threshold,
+                                            min_note_len=int(np.round(min_note_ms / 1000 * b.sr / b.hop)),
+                                            include_pitch_bends=False, melodia_trick=True)
     return Notes.from_events(((min(a, duration), min(e, duration), p, v) for a, e, p, v, _ in events
                               if a < duration), duration)
 
