@@ -75,6 +75,26 @@ def test_a_rendered_progression_transcribes_to_its_notes(progression):
         assert np.any((heard.pitches == pitch) & (np.abs(heard.onsets - onset) <= notes.ONSET_TOLERANCE_S)), pitch
 
 
+@pytest.mark.filterwarnings("ignore:'(aifc|audioop|sunau)' is deprecated:DeprecationWarning")  # librosa.load's
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")  # its Model, if TF is loaded
+def test_transcribe_gives_the_notes_basic_pitchs_own_predict_gives(tmp_path):
+    """`transcribe` windows arrays as basic-pitch's ``predict`` windows a file, on the same ONNX model: the same
+    notes, to the sample of its frame clock. 4 s of the progression cross two window seams. Catches another
+    overlap between windows (20 frames instead of 30) and the first half-overlap not padded."""
+    import soundfile as sf
+
+    y = render(progression_events(), 4.0)
+    sf.write(tmp_path / "chords.wav", y, SR, subtype="FLOAT")
+    with notes._quiet_import():  # as `notes` imports basic-pitch: no TensorFlow, so its Model takes the ONNX file
+        from basic_pitch import FilenameSuffix, build_icassp_2022_model_path
+        from basic_pitch.inference import predict
+    _, _, theirs = predict(tmp_path / "chords.wav", build_icassp_2022_model_path(FilenameSuffix.onnx))
+    ours = notes.transcribe(y, SR)
+    assert len(ours) >= 8
+    assert [(round(a, 4), round(b, 4), int(p)) for a, b, p, _ in ours.events()] == sorted(
+        (round(float(a), 4), round(float(b), 4), int(p)) for a, b, p, *_ in theirs)
+
+
 def test_silence_and_a_drone_score_near_zero_against_the_progression(progression):
     """Catches a swapped estimate and reference (silence reported the truth's notes per second), an F1 that is
     only the precision (the tonic drone, right wherever it sounds, scored 0.74), and one empty set counted as a

@@ -13,10 +13,12 @@ A listener hears notes, so an accompaniment is judged by what a transcriber hear
 
 basic-pitch pins an old TensorFlow, so it is installed without its dependencies (``pip install --no-deps
 basic-pitch``, as ``scripts/setup.sh`` does) and what its ONNX path needs (onnxruntime, mir_eval, pretty_midi,
-resampy, librosa, scipy) is listed in ``setup.cfg``. Where TensorFlow is importable basic-pitch would pick its
-TensorFlow SavedModel; here the ONNX file is named explicitly and run with onnxruntime directly, and TensorFlow is
-kept out of basic-pitch's import (it only serves the SavedModel): importing it costs about 4 s and prints C++
-notices.
+resampy, librosa, scipy) is listed in ``setup.cfg``. Where TensorFlow is importable basic-pitch picks its
+TensorFlow SavedModel by default, which TensorFlow 2.21 cannot load (``'_UserObject' object has no attribute
+'add_slot'``, and basic-pitch's ``Model`` then gives up). So the ONNX file is named explicitly and run with
+onnxruntime directly, windowed as basic-pitch's ``run_inference`` windows a file (the same notes as its ``predict``
+on the ONNX model), and TensorFlow is kept out of basic-pitch's import: it only serves the SavedModel, and
+importing it costs about 4 s and prints C++ notices.
 """
 
 from __future__ import annotations
@@ -208,7 +210,7 @@ def transcribe(y: np.ndarray, sr: int, onset_threshold: float = ONSET_THRESHOLD,
 
     basic-pitch's ONNX model with its own note decoding (thresholds and shortest note as its ``predict``
     defaults, the melodia trick on, no pitch bends). Empty audio gives no notes; NaN or infinite samples are an
-    error. The first call loads the model (about 1 s); after it, about 1.3 s per minute of audio on 2 cores.
+    error. The first call loads the model (about 1.5 s); after it, about 0.5 s per minute of audio on 2 cores.
     """
     from vocals2song import audio
 
