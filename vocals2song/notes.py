@@ -305,9 +305,9 @@ def polyphony(accompaniment: np.ndarray) -> float:
     return float(counts[sounding].mean()) if sounding.any() else float("nan")
 
 
-#: what `judge` reports, and which way is better (None: nearer the truth's own value is better)
-HIGHER_IS_BETTER: dict[str, bool | None] = {"notes_per_s": None, "pc_f1": True, "note_f1": True,
-                                            "consonance": True, "polyphony": None}
+#: the scores of `judge` that have a better direction; notes per second and polyphony describe (read them beside
+#: the truth's own), since evaluate's None means "nearer 0 is better", which silence would win
+HIGHER_IS_BETTER: dict[str, bool] = {"pc_f1": True, "note_f1": True, "consonance": True}
 
 
 def judge(accompaniment: Notes, truth: Notes, melody_or_vocals: Notes | np.ndarray) -> dict[str, float]:
