@@ -178,6 +178,32 @@ def prior_rows(stats: TrainingStats, top_db: float, range_db: float) -> list[flo
     return [round(float(2.0 * x - 1.0), 7) for x in u[::-1][1:]]
 
 
+#: `parallel`'s added voices: (semitones from the vocals, gain): a major sixth below, and two octaves below
+PARALLEL_VOICES = ((-9, 1.0), (-24, 1.0))
+
+
+def parallel(Z_vocals: np.ndarray, stats: TrainingStats | None = None, meta: ImageMeta | None = None) -> np.ndarray:
+    """The vocals plus copies of them a major sixth and two octaves lower (`PARALLEL_VOICES`): a harmoniser that
+    follows the tune and knows no chords. ``stats`` is not used; ``meta`` gives the STFT geometry (default: 44.1
+    kHz, Hann, hop a quarter of the frame).
+
+    The shift is made on the vocals' audio (the inverse STFT, then librosa's pitch_shift: a phase vocoder and a
+    resampling), and the shifted audio's STFT is added to the vocals' in the image's geometry. Shifting in the STFT
+    would stretch the frequency axis and leave each bin's phase advancing at the old pitch's rate, so the inverse
+    STFT would not sound at the new pitch; on 43 Hz bins, a voice two octaves down also lies between bins."""
+    import librosa
+
+    from vocals2song import audio
+
+    n_fft = 2 * (Z_vocals.shape[0] - 1)
+    sr, hop, win, window = ((meta.sr, meta.hop, meta.win, meta.window) if meta is not None
+                            else (44100, n_fft // 4, n_fft, "hann"))
+    y = audio.istft(Z_vocals, hop, win, window)
+    added = sum(gain * librosa.effects.pitch_shift(y, sr=sr, n_steps=steps) for steps, gain in PARALLEL_VOICES)
+    Z_added = audio.stft(np.asarray(added, dtype=y.dtype), n_fft, hop, win, window)
+    return Z_vocals + Z_added[:, : Z_vocals.shape[1]].astype(Z_vocals.dtype)
+
+
 Baseline = Callable[[np.ndarray, TrainingStats, ImageMeta], np.ndarray]
 #: name -> baseline, in the order reports list them
 BASELINES: dict[str, Baseline] = {"vocals_only": vocals_only, "mean_accompaniment": mean_accompaniment}
