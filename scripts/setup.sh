@@ -69,7 +69,7 @@ else
     # needs only what setup.cfg lists (onnxruntime, mir_eval, pretty_midi, resampy), so it goes in without its
     # dependencies. pip then warns of the unmet pin on later installs; nothing imports that TensorFlow path
     .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off --no-deps "basic-pitch==0.4.0"
-  } 2>&1 | tee -a "$log" | grep --line-buffered -E '^(Collecting|Installing collected|Successfully installed|ERROR)' |
+  } 2>&1 | tee -a "$log" | grep --line-buffered -E '^(Collecting|Installing collected|Successfully installed|ERROR)' | grep --line-buffered -v 'dependency resolver' |
     cut -c1-110 | sed -u 's/^/setup:   /' >&2
   status=${PIPESTATUS[0]}
   set -e
