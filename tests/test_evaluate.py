@@ -104,28 +104,3 @@ def test_evaluate_reports_every_metric_and_beats_vocals_only(trained_run, train_
     for item, *others in zip(report["items"], untrained["items"], deaf["items"]):
         for name in report["baselines"]:
             assert item[name]["lsd"] not in {item["model"]["lsd"], *(o["model"]["lsd"] for o in others)}, name
-
-
-@pytest.mark.slow
-def test_bench_quality_prints_its_table(chorale_run, tmp_path):
-    """scripts/bench_quality.py end to end at toy size on the rendered chorales: it trains the variant, evaluates it,
-    and prints a row per variant (with the items it beats the mean on) and one per baseline."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    ds, _ = chorale_run
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "dataset").symlink_to(ds)  # the bench reuses an encoded dataset
-    script = Path(__file__).resolve().parent.parent / "scripts" / "bench_quality.py"
-    result = subprocess.run([sys.executable, str(script), "--work", str(work), "--corpus", str(ds.parent / "chorales"),
-                             "--model", "tiny", "--steps", "4", "--variants", "default"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ")}
-    assert {"default", "vocals_only", "mean_accompaniment"} <= rows.keys()
-    report = json.loads(next((work / "eval").glob("*/model/report.json")).read_text())
-    tracks = len({item["track"] for item in report["items"]})
-    assert f"of {len(report['items'])}; " in rows["default"] and f"of {tracks} tracks |" in rows["default"]
-    assert (work / "quality.md").read_text().count("| default |") == 1
