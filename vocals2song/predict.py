@@ -29,6 +29,9 @@ from vocals2song.gate import floor_power, mean_power, power_scale
 from vocals2song.imagefile import EXTENSIONS, IMAGE_SUFFIXES, read_image, write_image
 from vocals2song.transforms import crop_or_pad
 
+#: where the song's phase comes from: the model's (its G channel; for a magnitude-only additive model, Griffin-Lim on
+#: the accompaniment it adds), the input vocals' (a random one where the vocals have none to give), or Griffin-Lim on
+#: the predicted song's whole magnitude
 PHASES = ("model", "vocals", "griffinlim")
 GRIFFINLIM_ITERS = 32
 #: tiles overlap by this share of the tile and are cross-faded over the overlap
@@ -237,8 +240,9 @@ def predict_song(vocals: np.ndarray, pixels: np.ndarray, meta: ImageMeta, predic
     if predictor.loudness_gain or (frame_db is not None and not around):
         u = loudness.apply_gain(u, u_in, predictor.loudness_gain or [0.0] * u.shape[0], meta.top_db, meta.range_db,
                                 None if around else frame_db)
-    if around:
-        return _song_around_vocals(vocals, meta, predictor, u, u_in, frame_db)
+    if around:  # the model's phase: Griffin-Lim on what it adds; the vocals': theirs, and random elsewhere
+        return _song_around_vocals(vocals, meta, predictor, u, u_in, frame_db,
+                                   "griffinlim" if phase == "model" else "random", iters)
     vocals_angle = None
     if phase == "vocals" or v is None:  # a magnitude-only model's own phase is the vocals' (where they count)
         Z_voc = _vocals_stft(vocals, meta, u.shape[1])
@@ -291,10 +295,12 @@ def added_power(u: np.ndarray, u_in: np.ndarray, meta: ImageMeta, prior: list[fl
 
 
 def _song_around_vocals(vocals: np.ndarray, meta: ImageMeta, predictor: Predictor, u: np.ndarray,
-                        u_in: np.ndarray, frame_db: np.ndarray | None = None) -> Prediction:
+                        u_in: np.ndarray, frame_db: np.ndarray | None = None, song_phase: str = "griffinlim",
+                        iters: int = GRIFFINLIM_ITERS) -> Prediction:
     """A magnitude-only additive model's song: the vocals as they are, plus the power the network adds to its
-    input (its output's power less the input's), laid on the way `baselines.mean_accompaniment` lays its mean:
-    the vocals' phase where they hold `VOCALS_PHASE_SHARE` of a bin's power, a lifted random phase elsewhere.
+    input (its output's power less the input's), laid on the way `baselines.mean_accompaniment` lays its mean
+    (`baselines.song_with`): the vocals' phase where they hold `VOCALS_PHASE_SHARE` of a bin's power, and elsewhere
+    ``song_phase``: Griffin-Lim on the added accompaniment given the vocals, or a lifted random phase.
 
     A powersum-mean model's accompaniment is never under the training mean's where that lies under the image
     floor (100 dB under a full-scale sine), in the frames its head starts at the mean: the network cannot paint
@@ -304,15 +310,14 @@ def _song_around_vocals(vocals: np.ndarray, meta: ImageMeta, predictor: Predicto
     The vocals do not go through the 8-bit image (re-synthesised from it they come back at about 40 dB SNR). The
     predicted image stores the same song at the codec's precision.
     """
-    from vocals2song.baselines import random_phase_gain, song_phase
+    from vocals2song.baselines import song_with
 
     top, span = meta.top_db, meta.range_db
     Z_voc = _vocals_stft(vocals, meta, u.shape[1])
     added = added_power(u, u_in, meta, predictor.config["model"]["prior"], predictor.gate_radius)
     if frame_db is not None:  # the fitted envelope (vocals2song.envelope), the same in every bin of a frame
         added *= np.power(10.0, frame_db / 10.0)[None, :]
-    power = np.abs(Z_voc) ** 2 + added
-    Z = np.sqrt(power) * song_phase(Z_voc, power, gain=random_phase_gain(meta.n_fft, meta.hop, meta.win, meta.window))
+    Z = song_with(Z_voc, added, meta, song_phase, iters, power=np.abs(Z_voc) ** 2 + added)
     encode, decode = codec.CODECS[predictor.meta.format][:2]
     out_pixels, split = encode(*codec.spectrogram_to_planes(Z.astype(np.complex64), top, span), span)
     out_meta = dataclasses.replace(meta, source={**(meta.source or {}), "stem": "predicted mixture"}, split=split)
