@@ -71,6 +71,7 @@ class PageItem:
     picture: Path | None = None
     metrics: MetricsTable | None = None
     note: str = ""
+    links: Mapping[str, Path] = field(default_factory=dict)  # label -> a file to download (a MIDI file)
 
 
 # --- page audio --------------------------------------------------------------------------------------
@@ -223,6 +224,10 @@ def page_html(out_dir: str | os.PathLike, title: str, items: Sequence[PageItem],
                              f"<audio controls preload=\"metadata\" src=\"{e(_src(path, out_dir))}\"></audio>"
                              "</figure>")
             parts.append("</div>")
+        if item.links:
+            parts.append("<p class=\"links\">" + " · ".join(
+                f"<a href=\"{e(_src(path, out_dir))}\" download>{e(label)}</a>" for label, path in item.links.items())
+                + "</p>")
         if item.metrics is not None:
             parts.append(metrics_html(item.metrics))
         parts.append("</section>")

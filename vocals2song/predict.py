@@ -199,6 +199,15 @@ class Prediction:
     meta: ImageMeta  # the predicted image's metadata
     accompaniment: np.ndarray | None = None
 
+    @property
+    def added(self) -> np.ndarray:
+        """What the model added to the vocals ``(nb_samples,)``: the accompaniment it made, or the song less the
+        vocals."""
+        if self.accompaniment is not None:
+            return self.accompaniment
+        n = min(len(self.song), len(self.vocals))
+        return self.song[:n] - self.vocals[:n]
+
 
 def vocals_input(path: Path, predictor: Predictor) -> tuple[np.ndarray, np.ndarray, ImageMeta]:
     """An audio file or encoded vocals image -> (vocals audio at the run's rate, pixels, their metadata)."""
@@ -325,9 +334,10 @@ def _song_around_vocals(vocals: np.ndarray, meta: ImageMeta, predictor: Predicto
     return Prediction(vocals, song, u_in, decode(out_pixels, split)[0], out_pixels, out_meta)
 
 
-def write_prediction(pred: Prediction, out: Path, name: str, predictor: Predictor) -> list[Path]:
+def write_prediction(pred: Prediction, out: Path, name: str, predictor: Predictor, midi: bool = False) -> list[Path]:
     """NAME.mixture.wav, NAME.mixture.<ext> (the predicted image), NAME.spectrograms.png (and
-    NAME.accompaniment.wav for accompaniment runs); returns the paths written."""
+    NAME.accompaniment.wav for accompaniment runs); with ``midi``, NAME.accompaniment.mid, the notes of what the
+    model added (`vocals2song.notes`), to take into a DAW. Returns the paths written."""
     from vocals2song import plots
 
     sr, hop = pred.meta.sr, pred.meta.hop
@@ -343,7 +353,13 @@ def write_prediction(pred: Prediction, out: Path, name: str, predictor: Predicto
     plots.save_spectrograms(picture, [("input vocals", pred.u_in), (f"predicted {predictor.config['target']}",
                                                                      pred.u_out)], sr, hop,
                             title=f"{name}: vocals -> song")
-    return written + [image, picture]
+    written += [image, picture]
+    if midi:
+        from vocals2song import notes
+
+        notes.write_midi(notes.transcribe(pred.added, sr), out / f"{name}.accompaniment.mid")
+        written.append(out / f"{name}.accompaniment.mid")
+    return written
 
 
 # --- the batch -------------------------------------------------------------------------------------
@@ -388,14 +404,19 @@ def find_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
 def predict(run: str | os.PathLike, inputs: list[str | os.PathLike], out: str | os.PathLike, phase: str = "model",
             add_vocals: bool | None = None, progress: Callable | None = None,
             predictor: Predictor | None = None, page: bool = True,
-            warn: Callable[[str], None] | None = None) -> tuple[list[Path], list[Failure]]:
+            warn: Callable[[str], None] | None = None, midi: bool = True) -> tuple[list[Path], list[Failure]]:
     """Predict a song for each input; returns (files written, failures). Bad inputs do not stop the batch.
 
-    Missing inputs are found before the model loads. ``page``: also write ``out/index.html`` to listen to the
-    results (`listen`). ``warn`` gets one line per input that looks wrong but is used anyway (an image of a stem
-    other than vocals).
+    Missing inputs are found before the model loads. ``midi``: also write each song's added accompaniment as notes
+    (``NAME.accompaniment.mid``); a missing transcriber is a one-line error before anything runs. ``page``: also
+    write ``out/index.html`` to listen to the results (`listen`). ``warn`` gets one line per input that looks wrong
+    but is used anyway (an image of a stem other than vocals).
     """
     check_phase(phase)  # before loading the model
+    if midi:
+        from vocals2song import notes
+
+        notes.require()
     paths = find_inputs(inputs)
     if not paths:
         raise Vocals2SongError("no audio or image inputs found", usage=True)
@@ -418,9 +439,9 @@ def predict(run: str | os.PathLike, inputs: list[str | os.PathLike], out: str | 
             warn(f"Warning: {path}: the image's metadata names the stem '{stem}', not vocals; the model expects "
                  "vocals (predicting anyway)")
         pred = predict_song(vocals, pixels, meta, predictor, phase, add_vocals)
-        written.extend(write_prediction(pred, out, names[path], predictor))
+        written.extend(write_prediction(pred, out, names[path], predictor, midi))
         if page:
-            listened.append(page_item(pred, out, names[path], predictor))
+            listened.append(page_item(pred, out, names[path], predictor, midi))
 
     failures = run_each(paths, work, lambda p: p, progress)
     if listened:
@@ -433,7 +454,7 @@ def predict(run: str | os.PathLike, inputs: list[str | os.PathLike], out: str | 
     return written, failures
 
 
-def page_item(pred: Prediction, out: Path, name: str, predictor: Predictor):
+def page_item(pred: Prediction, out: Path, name: str, predictor: Predictor, midi: bool = False):
     """A listening-page item: the spectrogram picture, the input vocals and the predicted song (and accompaniment)."""
     from vocals2song.listen import PageItem, page_audio_path, write_page_audio
 
@@ -442,4 +463,5 @@ def page_item(pred: Prediction, out: Path, name: str, predictor: Predictor):
     if pred.accompaniment is not None:
         waves[f"predicted {target}"] = pred.accompaniment
     audio_files = {label: write_page_audio(page_audio_path(out, name, label), y, sr) for label, y in waves.items()}
-    return PageItem(name, audio_files, out / f"{name}.spectrograms.png")
+    links = {"the added accompaniment's notes (MIDI)": out / f"{name}.accompaniment.mid"} if midi else {}
+    return PageItem(name, audio_files, out / f"{name}.spectrograms.png", links=links)
