@@ -266,8 +266,10 @@ def write_samples(state, model) -> None:
     step = state.step
 
     def draw() -> None:  # in the background: matplotlib and the ISTFTs cost more than many tiny steps
-        rows = [(x[i, ..., 0], y[i, ..., 0], pred[i, ..., 0]) for i in range(len(x))]  # magnitude channel
-        plots.save_strips(state.run / runfolder.SAMPLES / f"step_{step:06d}.png", rows, value_range=(-1.0, 1.0))
+        sr = state.meta.sr  # the magnitudes on the pictures' log-frequency axis, so that notes show as lines
+        mags = [[plots.log_tile(t, sr) for t in state.magnitudes(tiles)] for tiles in (x, y, pred)]
+        rows = [(mags[0][i], mags[1][i], mags[2][i]) for i in range(len(x))]
+        plots.save_strips(state.run / runfolder.SAMPLES / f"step_{step:06d}.png", rows, value_range=(0.0, 1.0))
         with state.writer.as_default(step=step):
             tf.summary.image("strips/input|target|prediction", plots.strip_image(rows)[None], max_outputs=1)
             tf.summary.audio("audio/predicted_mixture", state.tile_audio(pred), state.meta.sr, max_outputs=k)
