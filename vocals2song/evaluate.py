@@ -213,7 +213,7 @@ def bss_sdr(truth: np.ndarray, estimate: np.ndarray, sr: int) -> float:
 
 
 def _report(items: list[dict], run, data, split: str, with_mean: bool) -> dict:
-    names = ["model", *[b for b in BASELINES if with_mean or b != "mean_accompaniment"]]
+    names = ["model", *[b for b in BASELINES if (with_mean or b != "mean_accompaniment") and b in items[0]]]
     agg = {name: metrics.aggregate([item[name] for item in items]) for name in names}
     medians = {name: {m: v["median"] for m, v in agg[name].items()} for name in names}
     means = {name: {m: v["mean"] for m, v in agg[name].items()} for name in names}

@@ -111,8 +111,6 @@ def crop_or_pad(x: np.ndarray, start: int, tile: int) -> np.ndarray:
 LOG_FMIN = 55.0
 LOG_ROWS_PER_SEMITONE = 3
 LOG_ROWS = 256
-#: frequency axes of the network's view
-VIEWS = ("linear", "log")
 
 
 def log_frequencies(nb_rows: int = LOG_ROWS, fmin: float = LOG_FMIN,
