@@ -16,7 +16,7 @@ def test_gated_mean_accompaniment_adds_power_only_where_the_vocals_sound():
     Z = (rng.normal(size=(5, 10)) + 1j * rng.normal(size=(5, 10)))
     Z[:, 6:] = 0  # the vocals rest
     stats = baselines.TrainingStats(np.full(5, 4.0), 1)
-    song = baselines.mean_accompaniment(Z, stats)
+    song = baselines.mean_accompaniment(Z, stats, phase="random")
     keeps = np.abs(Z[:, :6]) ** 2 >= baselines.VOCALS_PHASE_SHARE * (np.abs(Z[:, :6]) ** 2 + 4.0)
     assert 0 < keeps.sum() < keeps.size  # both kinds of bin occur
     lift = np.where(keeps, 1.0, baselines.random_phase_gain(8, 2, 8) ** 2)  # random-phase bins: what the ISTFT loses
@@ -71,3 +71,42 @@ def test_training_stats_average_power_over_sounding_frames():
     Z_acc[:, 0], Z_acc[:, 1], Z_acc[:, 3] = 2.0, 8.0, 100.0  # frame 3 is silent for the vocals: not counted
     stats = baselines.training_stats([(Z_voc, Z_acc)])
     np.testing.assert_allclose(stats.mean_power, np.sqrt(4 * 64), rtol=1e-6)  # geometric: not (4 + 64) / 2
+
+
+def _tones(t: np.ndarray, pitches: list[int], amplitude: float, harmonics: int) -> np.ndarray:
+    """Harmonic tones at MIDI ``pitches`` over the times ``t``."""
+    y = np.zeros_like(t)
+    for m in pitches:
+        f = 440.0 * 2.0 ** ((m - 69) / 12)
+        for k in range(1, harmonics + 1):
+            y += amplitude / k * np.sin(2 * np.pi * f * k * t)
+    return y
+
+
+def test_an_added_chord_keeps_its_notes_through_griffin_lim_and_loses_them_through_a_random_phase():
+    """A song whose added magnitude is a known chord progression (C, Am, F, G under a sung line): laid on with
+    Griffin-Lim given the vocals, its added part transcribes to the chords' pitch classes; with a random phase it
+    does not. The vocals' own bins keep the vocals' phase either way."""
+    from vocals2song import notes
+    from vocals2song.codec import ImageMeta
+
+    sr, n_fft, hop = 44100, 1024, 256  # the codec's geometry
+    t = np.arange(int(sr * 6.0)) / sr
+    vocals = np.concatenate([_tones(t[: len(t) // 8], [m], 0.1, 4) for m in (72, 74, 76, 77, 79, 77, 76, 74)])
+    chords = ([48, 55, 60, 64], [45, 52, 57, 60], [41, 48, 53, 57], [43, 50, 55, 59])
+    accompaniment = np.concatenate([_tones(t[: len(t) // 4], chord, 0.05, 5) for chord in chords])
+    t = t[: len(vocals)]
+    Z_voc = audio.stft(vocals, n_fft, hop, n_fft)
+    added = np.abs(audio.stft(accompaniment, n_fft, hop, n_fft)) ** 2
+    meta = ImageMeta(format="rgb8", sr=sr, n_fft=n_fft, hop=hop, win=n_fft, window="hann",
+                     top_db=20 * np.log10(n_fft / 2), range_db=100.0, length=len(t))
+    truth, sung = notes.transcribe(accompaniment, sr), notes.transcribe(vocals, sr)
+    scores = {}
+    for phase in baselines.SONG_PHASES:
+        Z = baselines.song_with(Z_voc, added, meta, phase)
+        keep = baselines.vocals_dominate(Z_voc, np.abs(Z_voc) ** 2 + added)
+        assert 0 < keep.sum() < keep.size
+        np.testing.assert_allclose(np.angle(Z[keep]), np.angle(Z_voc[keep]), atol=1e-6)
+        heard = notes.transcribe(audio.istft(Z, hop, n_fft, length=len(t)) - vocals, sr)
+        scores[phase] = notes.judge(heard, truth, sung)["pc_f1"]
+    assert scores["griffinlim"] > 0.75 and scores["random"] < 0.4, scores

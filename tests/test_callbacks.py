@@ -58,7 +58,8 @@ def test_keep_best_keeps_the_lowest_val_lsd_by_a_margin_over_the_start(start, ke
 
     from vocals2song.callbacks import History, describe_best
 
-    state = SimpleNamespace(is_chief=True, best=None, best_weights=None, step=0, config={})
+    state = SimpleNamespace(is_chief=True, best=None, best_weights=None, step=0, config={},
+                            cfg=SimpleNamespace(keep_best_by="val_lsd"))
     callback = History(state)
     weights = []
     model = SimpleNamespace(generator=SimpleNamespace(get_weights=lambda: [state.step]),
@@ -66,19 +67,45 @@ def test_keep_best_keeps_the_lowest_val_lsd_by_a_margin_over_the_start(start, ke
     callback.set_model(model)
     for step, recon, lsd in ((0, 0.50, 7.0), (10, 0.40, 6.95), (20, 0.45, 6.5), (30, 0.30, 6.8), (40, 0.299, 6.48)):
         state.step = step
-        callback.keep_if_best({"val_recon": recon, "val_lsd": lsd})
+        callback.keep_if_best({"val_recon": recon, "val_lsd": lsd, "val_harmony": 0.1})
         weights.append(state.best_weights[0])
         if step == 0:
-            assert state.config["keep_best_start"] == {"val_recon": 0.5, "val_lsd": 7.0}
+            assert state.config["keep_best_start"] == {"val_recon": 0.5, "val_lsd": 7.0, "val_harmony": 0.1}
             if not start:
                 del state.config["keep_best_start"]
     assert weights == kept and state.best["step"] == kept[-1]
-    assert set(state.best) == {"step", "val_recon", "val_lsd"}
-    config = {**state.config, "best": state.best, "training": {}, "model": {"generator": "unet"}}
+    assert set(state.best) == {"step", "val_recon", "val_lsd", "val_harmony"}
+    config = {**state.config, "best": state.best, "training": {"keep_best_by": "val_lsd"},
+              "model": {"generator": "unet"}}
     said = describe_best(config)  # what train tells the user it kept, and against what
     assert said.startswith(f"keep-best kept step {kept[-1]}: val_lsd {state.best['val_lsd']:.3f}")
     assert ("untrained start's" in said) == start
     assert "untrained start" in describe_best({**config, "best": {**state.best, "step": 0}})
     assert describe_best({**config, "best": None}) is None
-    old = {**config, "training": {"keep_best_by": "val_l1"}}  # a run that kept its reconstruction loss says so
+    old = {**config, "training": {"keep_best_by": "val_lsd", "retired": {"keep_best_by": "val_l1"}}}  # as upgraded
     assert describe_best(old).startswith(f"keep-best kept step {kept[-1]}: val_recon")
+
+
+def test_keep_best_by_val_harmony_keeps_the_best_chords_while_the_distance_stays_guarded():
+    """keep_best_by val_harmony: the highest val_harmony wins (by HARMONY_MARGIN), but only among the rows whose
+    val_lsd is within LSD_GUARD_DB of the start's: step 20's chords are the best but its val_lsd 1.5 dB worse."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from vocals2song.callbacks import HARMONY_MARGIN, LSD_GUARD_DB, History, describe_best
+
+    state = SimpleNamespace(is_chief=True, best=None, best_weights=None, step=0, config={},
+                            cfg=SimpleNamespace(keep_best_by="val_harmony"))
+    callback = History(state)
+    callback.set_model(SimpleNamespace(generator=SimpleNamespace(get_weights=lambda: [state.step]),
+                                       averaged=contextlib.nullcontext))
+    kept = []
+    for step, lsd, harmony in ((0, 7.0, 0.30), (10, 7.5, 0.305), (20, 8.5, 0.60), (30, 7.9, 0.45), (40, 6.0, 0.44)):
+        state.step = step
+        callback.keep_if_best({"val_recon": 0.1, "val_lsd": lsd, "val_harmony": harmony})
+        kept.append(state.best_weights[0])
+    assert LSD_GUARD_DB == 1.0 and HARMONY_MARGIN == 0.01
+    assert kept == [0, 0, 0, 30, 30]  # 10: under the margin; 20: past the guard; 40: not better than 30
+    said = describe_best({**state.config, "best": state.best, "training": {"keep_best_by": "val_harmony"},
+                          "model": {"generator": "powersum-mean"}})
+    assert said.startswith("keep-best kept step 30: val_harmony 0.450") and "val_lsd 7.900 dB" in said

@@ -96,3 +96,12 @@ def test_a_rerun_continues_as_recorded_and_a_recipe_keeps_the_runs_own_fields():
     assert (switched.model, switched.seed, switched.steps) == ("tiny", 4, 600)  # the run's own fields stay
     assert (switched.lr, switched.gan_loss, switched.recipe) == (1e-4, "none", DEFAULT_RECIPE)  # the recipe's
     assert {"model", "steps", "seed"} <= set(RUN_FIELDS) and "lr" not in RUN_FIELDS
+
+
+def test_a_log_view_without_an_additive_magnitude_generator_is_refused_in_one_line():
+    from vocals2song.train import _check_config
+
+    _check_config(recipe_config(view="log"))  # the default recipe: powersum-mean, magnitude only
+    with pytest.raises(Vocals2SongError) as err:
+        _check_config(recipe_config("pix2pix", view="log"))
+    assert "log-frequency view" in str(err.value) and "\n" not in str(err.value)

@@ -213,9 +213,9 @@ def test_untrained_powersum_mean_model_is_the_mean_accompaniment_baseline(excerp
     prior = baselines.prior_rows(stats, meta.top_db, meta.range_db)
     net = build_generator(512, 1, MODELS["tiny"], "powersum-mean", 100.0, prior, gate_radius=radius)
     predictor = Predictor(config, codec_meta(config), lambda t: np.asarray(net(t, training=False)), 128)
-    u_model = predict_song(vocals, pixels, meta, predictor).u_out
+    u_model = predict_song(vocals, pixels, meta, predictor, phase="vocals").u_out  # both with a random phase
     Z_voc = baselines.image_spectrogram(pixels, meta)
-    u_base, _ = codec.spectrogram_to_planes(baselines.mean_accompaniment(Z_voc, stats, meta), meta.top_db,
+    u_base, _ = codec.spectrogram_to_planes(baselines.mean_accompaniment(Z_voc, stats, meta, "random"), meta.top_db,
                                             meta.range_db)
     sounding = gates.sounding_frames(Z_voc, radius=radius)
     assert 0 < sounding.sum() < sounding.size  # both kinds of frame occur in the excerpt
@@ -339,3 +339,24 @@ def test_the_networks_gate_is_smoothed_as_the_baselines(excerpt):
     out = np.asarray(head(np.zeros_like(vocals), vocals))[:, 0, :, 0]
     np.testing.assert_array_equal(out == 0.5, gates.smooth_gate(gate, 3))
     assert (gates.smooth_gate(gate, 3) != gate).any()
+
+
+def test_the_log_frequency_view_starts_where_the_linear_one_does_and_saves_without_weights(tmp_path):
+    """A powersum-mean generator that sees log-frequency rows starts at the same song as the linear one (what it
+    adds maps back through the view's pseudo-inverse, and starts at nothing), loads back as it was saved, and is
+    refused for a generator that paints a phase."""
+    rng = np.random.default_rng(6)
+    prior = list(rng.uniform(-0.9, -0.3, ROWS))
+    x = rng.uniform(-1, 1, (1, ROWS, 64, 1)).astype(np.float32)
+    nets = {view: build_generator(ROWS, 1, MODELS["tiny"], "powersum-mean", 100.0, prior, "instance", 2, view=view)
+            for view in ("linear", "log")}
+    np.testing.assert_array_equal(np.asarray(nets["log"](x)), np.asarray(nets["linear"](x)))
+    assert {layer.name for layer in nets["log"].layers} >= {"to_log", "from_log"}
+    assert nets["log"].get_layer("pad").output.shape[1] == 256  # the U-Net runs on the 256 log rows
+    nets["log"].get_layer("to_image").set_weights([w + 0.01 for w in nets["log"].get_layer("to_image").get_weights()])
+    nets["log"].save(tmp_path / "g.keras")
+    loaded = keras.saving.load_model(tmp_path / "g.keras", compile=False)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(nets["log"](x)))
+    assert (tmp_path / "g.keras").stat().st_size < 2 * 1024 * 1024  # the maps are rebuilt, not stored
+    with pytest.raises(ValueError, match="log-frequency view"):
+        build_generator(ROWS, 2, MODELS["tiny"], "unet", view="log")

@@ -12,6 +12,9 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "old_runs"
 HASHES = json.loads((FIXTURES / "songs.sha256.json").read_text())
+#: the phase that makes today what an old run's phase made then: a magnitude-only additive model's "model" phase was
+#: the vocals' with a random one elsewhere, which is `--phase vocals` now ("model" is Griffin-Lim on what it adds)
+SAME_PHASE_NOW = {"additive/model": "vocals"}
 
 
 def _song_hash(run: Path, phase: str) -> str:
@@ -26,5 +29,6 @@ def _song_hash(run: Path, phase: str) -> str:
 @pytest.mark.parametrize("key", sorted(HASHES))
 def test_an_old_run_predicts_the_same_song_bit_for_bit(key, tmp_path):
     name, phase = key.split("/")
+    phase = SAME_PHASE_NOW.get(key, phase)
     run = Path(shutil.copytree(FIXTURES / name, tmp_path / name))  # loading must not need to write
     assert _song_hash(run, phase) == HASHES[key]

@@ -47,6 +47,20 @@ def test_save_spectrograms(tmp_path):
     assert only_files(tmp_path) == ["pred.png"]
 
 
+def test_the_pictures_frequency_axis_is_log_frequency_up_to_8_khz():
+    """A note is drawn at its pitch's height: A4's partial three octaves over the axis' A1 (108 rows of 3 a
+    semitone), A6's two octaves higher still (72 rows: two octaves are the same height anywhere); the axis stops at
+    8 kHz."""
+    sr, nb_bins = 44100, 513
+    u = np.zeros((nb_bins, 4), np.float32)
+    for hz in (440.0, 1760.0):
+        u[int(round(hz / (sr / 1024)))] = 1.0
+    shown, octaves = plots.log_picture(u, sr)
+    peaks = sorted(int(r) for r in np.argsort(shown[:, 0])[-2:])
+    assert abs(peaks[0] - 108) <= 2 and abs(peaks[1] - peaks[0] - 72) <= 2, peaks
+    assert plots.PICTURE_FMIN * 2 ** octaves == pytest.approx(8000.0, rel=0.03)
+
+
 def test_save_spectrograms_long_plane_is_fast(tmp_path):
     u = plane(513, 40000)  # about 4 minutes at hop 256
     out = tmp_path / "long.png"

@@ -191,7 +191,7 @@ def test_read_history_round_trip(tmp_path):
     rows = runfolder.parse_history(csv_path)
     assert [r["step"] for r in rows] == [0, 100, 200]
     assert all(isinstance(r["step"], int) for r in rows)
-    assert math.isnan(rows[0].pop("val_lsd"))  # a history from before val_lsd
+    assert math.isnan(rows[0].pop("val_lsd")) and math.isnan(rows[0].pop("val_harmony"))  # an older history
     assert rows[0] == {"step": 0, "gen_total": 5.5, "gen_gan": 0.75, "gen_recon": 0.47, "disc": 0.69, "val_recon": 0.51}
     assert math.isnan(rows[1]["val_recon"]) and rows[1]["gen_recon"] == 0.355
     plots.save_losses(tmp_path / "losses.png", rows)

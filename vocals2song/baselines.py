@@ -2,15 +2,18 @@
 
 ``Z_vocals`` is the vocals' complex STFT ``(nb_bins, nb_frames)`` on the codec's absolute scale; ``stats`` is what a
 baseline may know of the training data (`TrainingStats`, from `training_stats`). Each returns the song's STFT;
-an optional third argument, the codec's `ImageMeta`, gives the STFT geometry.
+an optional third argument, the codec's `ImageMeta`, gives the STFT geometry, and ``phase`` (`SONG_PHASES`) how an
+added power gets its phase (`song_with`: Griffin-Lim, or random).
 
 - ``vocals_only``: the vocals alone. What an untrained additive model makes.
-- ``mean_accompaniment``: the vocals plus the training set's mean accompaniment spectrum, added only in frames
-  where the vocals sound, with the vocals' phase where they count. The mean is taken of the log power (a geometric
-  mean): on unseen rendered chorales it beats the vocals alone on lsd and mrstft (10.18 and 1.385 against 13.35 and
-  1.595, 9 test items), while the mean of the power, which rare loud attacks inflate, loses to them (17.39 and
-  1.759); the median power scores 11.70 and 1.312. So a model has to learn more than an average to beat it. (The
-  first version added the mean *magnitude* in every frame; it lost to the vocals alone and taught nothing.)
+- ``mean_accompaniment``: the vocals plus the training set's mean accompaniment spectrum, added only in frames where
+  the vocals sound, with the vocals' phase where they count. The mean is taken of the log power (a geometric mean):
+  on unseen rendered chorales (with a random phase) it beats the vocals alone on lsd and mrstft (10.18 and 1.385
+  against 13.35 and 1.595, 9 test items), while the mean of the power, which rare loud attacks inflate, loses to
+  them (17.39 and 1.759); the median power scores 11.70 and 1.312. So a model has to learn more than an average to
+  beat it. (The first version added the mean *magnitude* in every frame; it lost to the vocals alone and taught
+  nothing.)
+- ``parallel``: the vocals plus copies of them a sixth and two octaves below: a harmoniser that knows no chords.
 """
 
 from __future__ import annotations
@@ -95,31 +98,108 @@ def stats_from_images(pairs: list[tuple[str, Path, Path]], target: str,
     return training_stats(spectra(), gate_radius(meta.sr, meta.hop) if meta else 0)
 
 
-def vocals_only(Z_vocals: np.ndarray, stats: TrainingStats | None = None, meta: ImageMeta | None = None) -> np.ndarray:
+def vocals_only(Z_vocals: np.ndarray, stats: TrainingStats | None = None, meta: ImageMeta | None = None,
+                phase: str = "griffinlim") -> np.ndarray:
     """The vocals as the song."""
     return Z_vocals
 
 
-def mean_accompaniment(Z_vocals: np.ndarray, stats: TrainingStats, meta: ImageMeta | None = None) -> np.ndarray:
-    """The vocals plus the mean accompaniment power in the frames where they sound, with the vocals' phase.
+def mean_accompaniment(Z_vocals: np.ndarray, stats: TrainingStats, meta: ImageMeta | None = None,
+                       phase: str = "griffinlim") -> np.ndarray:
+    """The vocals plus the mean accompaniment power in the frames where they sound, laid on as `song_with` lays an
+    accompaniment (``phase``: `SONG_PHASES`).
 
-    ``meta`` gives the STFT geometry for `random_phase_gain` (default: Hann, hop a quarter of the frame) and for
-    the gate's smoothing (`gate_radius`; none without it)."""
+    ``meta`` gives the STFT geometry (default: Hann, hop a quarter of the frame) and the gate's smoothing
+    (`gate_radius`; none without it)."""
     added = np.zeros(Z_vocals.shape)
     radius = gate_radius(meta.sr, meta.hop) if meta is not None else 0
     added[:, sounding_frames(Z_vocals, radius=radius)] = stats.mean_power[:, None]
-    return song_with(Z_vocals, added, meta)
+    return song_with(Z_vocals, added, meta, phase)
 
 
-def song_with(Z_vocals: np.ndarray, added_power: np.ndarray, meta: ImageMeta | None = None) -> np.ndarray:
-    """The vocals plus an accompaniment power ``(nb_bins, nb_frames)``, as `mean_accompaniment` lays its mean: the
-    power sum, with the vocals' phase where they dominate and a random one elsewhere (`song_phase`)."""
-    power = np.abs(Z_vocals) ** 2
-    power += added_power  # in the vocals' precision, as before this helper
+#: how an added accompaniment gets its phase (`song_with`): Griffin-Lim on it, given the vocals, or a random phase
+SONG_PHASES = ("griffinlim", "random")
+#: iterations of the accompaniment's Griffin-Lim (fast Griffin-Lim: `GRIFFINLIM_MOMENTUM`)
+GRIFFINLIM_ITERS = 32
+GRIFFINLIM_MOMENTUM = 0.99
+
+
+def song_with(Z_vocals: np.ndarray, added_power: np.ndarray, meta: ImageMeta | None = None,
+              phase: str = "griffinlim", iters: int = GRIFFINLIM_ITERS, power: np.ndarray | None = None) -> np.ndarray:
+    """The vocals plus an accompaniment power ``(nb_bins, nb_frames)``: the song's STFT.
+
+    Where the vocals hold `VOCALS_PHASE_SHARE` of a bin's power, the power sum with the vocals' phase. Elsewhere
+    the accompaniment takes its phase from ``phase``: ``"griffinlim"`` (`accompaniment_phase`), so that its
+    partials run on from frame to frame and sound as notes, or ``"random"``, a seeded random phase lifted by what
+    the overlap-add of unrelated phases loses (`song_phase`), which smears every partial into noise: through it
+    the true accompaniment's own magnitude transcribes to its pitch classes no better than a drone (F1 0.12 on
+    rendered chorales, 0.91 with Griffin-Lim; docs/quality-log.md). ``meta`` gives the STFT geometry (default:
+    Hann, hop a quarter of the frame). ``power``: the song's power, when the caller has it (default: the vocals'
+    plus ``added_power``, in the vocals' precision)."""
+    if phase not in SONG_PHASES:
+        raise ValueError(f"unknown song phase {phase!r}; use one of {', '.join(SONG_PHASES)}")
+    if power is None:
+        power = np.abs(Z_vocals) ** 2
+        power += added_power
     n_fft = 2 * (Z_vocals.shape[0] - 1)
-    gain = (random_phase_gain(meta.n_fft, meta.hop, meta.win, meta.window) if meta is not None
-            else random_phase_gain(n_fft, n_fft // 4, n_fft))
-    return np.sqrt(power) * song_phase(Z_vocals, power, gain=gain)
+    hop, win, window = (meta.hop, meta.win, meta.window) if meta is not None else (n_fft // 4, n_fft, "hann")
+    if phase == "random":
+        return np.sqrt(power) * song_phase(Z_vocals, power, gain=random_phase_gain(n_fft, hop, win, window))
+    keep = vocals_dominate(Z_vocals, power)
+    fixed = np.sqrt(power) * song_phase(Z_vocals, power)  # the vocals' phase where they dominate
+    accompaniment = accompaniment_phase(Z_vocals, np.sqrt(np.maximum(added_power, 0.0)), keep, hop, win, window,
+                                        iters)
+    return np.where(keep, fixed, Z_vocals + accompaniment)
+
+
+def vocals_dominate(Z_vocals: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """Boolean ``(nb_bins, nb_frames)``: the bins of a song of ``power`` where the vocals hold at least
+    `VOCALS_PHASE_SHARE` of it, and there keep their phase."""
+    magnitude = np.abs(Z_vocals)
+    return (magnitude**2 >= VOCALS_PHASE_SHARE * power) & (magnitude > 0)
+
+
+def accompaniment_phase(Z_vocals: np.ndarray, magnitude: np.ndarray, keep: np.ndarray, hop: int, win: int,
+                        window: str = "hann", iters: int = GRIFFINLIM_ITERS, seed: int = 0) -> np.ndarray:
+    """An accompaniment of ``magnitude`` ``(nb_bins, nb_frames)`` with a phase found by Griffin-Lim given the vocals:
+    each iteration lays the song (the vocals, the accompaniment, and the power-summed bins ``keep`` held fixed),
+    makes its waveform and takes that waveform's STFT again, and the accompaniment keeps the phase of what the
+    song's STFT holds beyond the vocals (fast Griffin-Lim, Perraudin et al. 2013, as librosa's: a momentum of
+    `GRIFFINLIM_MOMENTUM`). It starts from a seeded random phase. Returns the complex accompaniment, 0 in ``keep``.
+    """
+    from vocals2song import audio
+
+    n_fft = 2 * (Z_vocals.shape[0] - 1)
+    nb_frames = Z_vocals.shape[1]
+    length = hop * (nb_frames - 1)
+    fixed = np.where(keep, np.sqrt(np.abs(Z_vocals) ** 2 + magnitude**2) * _unit(Z_vocals), 0.0)
+    free = ~keep & (magnitude > 0)
+    angles = np.random.default_rng(seed).uniform(-np.pi, np.pi, Z_vocals.shape)
+    estimate = np.where(free, magnitude * np.exp(1j * angles), 0.0)
+    previous = np.zeros_like(estimate)
+    for _ in range(iters):  # as librosa.griffinlim iterates, with the vocals and the fixed bins in the song
+        song = np.where(keep, fixed, Z_vocals + estimate)
+        back = audio.stft(audio.istft(song, hop, win, window, length=length), n_fft, hop, win, window)
+        rebuilt = _fit_frames(back, nb_frames) - Z_vocals  # what the consistent song holds beyond the vocals
+        direction = rebuilt - (GRIFFINLIM_MOMENTUM / (1.0 + GRIFFINLIM_MOMENTUM)) * previous
+        previous = rebuilt
+        estimate = np.where(free, magnitude * _unit(direction), 0.0)
+    return estimate
+
+
+def _unit(Z: np.ndarray) -> np.ndarray:
+    """``Z / |Z|``, 1 where ``Z`` is 0."""
+    magnitude = np.abs(Z)
+    out = np.ones(Z.shape, dtype=np.complex128)
+    np.divide(Z, magnitude, out=out, where=magnitude > 0)
+    return out
+
+
+def _fit_frames(Z: np.ndarray, nb_frames: int) -> np.ndarray:
+    """``Z`` cropped or zero-padded to ``nb_frames`` frames."""
+    if Z.shape[1] >= nb_frames:
+        return Z[:, :nb_frames]
+    return np.pad(Z, ((0, 0), (0, nb_frames - Z.shape[1])))
 
 
 #: a bin keeps the vocals' phase when the vocals hold at least this share of the song's power there (-10 dB)
@@ -182,10 +262,11 @@ def prior_rows(stats: TrainingStats, top_db: float, range_db: float) -> list[flo
 PARALLEL_VOICES = ((-9, 1.0), (-24, 1.0))
 
 
-def parallel(Z_vocals: np.ndarray, stats: TrainingStats | None = None, meta: ImageMeta | None = None) -> np.ndarray:
+def parallel(Z_vocals: np.ndarray, stats: TrainingStats | None = None, meta: ImageMeta | None = None,
+             phase: str = "griffinlim") -> np.ndarray:
     """The vocals plus copies of them a major sixth and two octaves lower (`PARALLEL_VOICES`): a harmoniser that
-    follows the tune and knows no chords. ``stats`` is not used; ``meta`` gives the STFT geometry (default: 44.1
-    kHz, Hann, hop a quarter of the frame).
+    follows the tune and knows no chords. ``stats`` and ``phase`` are not used (the copies keep their own phase);
+    ``meta`` gives the STFT geometry (default: 44.1 kHz, Hann, hop a quarter of the frame).
 
     The shift is made on the vocals' audio (the inverse STFT, then librosa's pitch_shift: a phase vocoder and a
     resampling), and the shifted audio's STFT is added to the vocals' in the image's geometry. Shifting in the STFT
@@ -204,6 +285,8 @@ def parallel(Z_vocals: np.ndarray, stats: TrainingStats | None = None, meta: Ima
     return Z_vocals + Z_added[:, : Z_vocals.shape[1]].astype(Z_vocals.dtype)
 
 
-Baseline = Callable[[np.ndarray, TrainingStats, ImageMeta], np.ndarray]
+#: ``(Z_vocals, stats, meta, phase=...) -> Z_song``; ``phase`` (`SONG_PHASES`) for those that lay a power on
+Baseline = Callable[..., np.ndarray]
 #: name -> baseline, in the order reports list them
-BASELINES: dict[str, Baseline] = {"vocals_only": vocals_only, "mean_accompaniment": mean_accompaniment}
+BASELINES: dict[str, Baseline] = {"vocals_only": vocals_only, "mean_accompaniment": mean_accompaniment,
+                                  "parallel": parallel}

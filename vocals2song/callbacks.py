@@ -19,7 +19,7 @@ from vocals2song import plots, runfolder, transforms
 from vocals2song.codec import planes_to_audio
 from vocals2song.config import TrainConfig
 from vocals2song.files import atomic_path
-from vocals2song.metrics import plane_lsd
+from vocals2song.metrics import plane_harmony, plane_lsd
 
 #: how much lower (relative) than the untrained start's a trained generator's val_lsd must be for keep-best to
 #: keep it; after that the lowest wins. The validation tiles come from a few tunes and instruments, so small gains
@@ -27,8 +27,13 @@ from vocals2song.metrics import plane_lsd
 #: against 9.4 dB on the test songs (docs/quality-log.md). A run that recorded no start (keep_best_start) needs
 #: the margin under the kept generator instead, as it did when it was trained.
 KEEP_BEST_MARGIN = 0.01
-#: the validation figure keep-best minimises
-KEEP_BEST_BY = "val_lsd"
+#: keep-best by val_harmony: a generator is a candidate while its val_lsd is within this many dB of the untrained
+#: start's (for powersum-mean generators, the mean accompaniment's: the distances are kept as guards), and is kept
+#: when its val_harmony beats the kept one's by `HARMONY_MARGIN`
+LSD_GUARD_DB = 1.0
+HARMONY_MARGIN = 0.01
+#: the validation figures a history row holds, and keep-best records of the generator it keeps
+VALIDATION = ("val_recon", "val_lsd", "val_harmony")
 
 
 class RunState:
@@ -91,10 +96,26 @@ class RunState:
         split, phase_repr = self.config["codec"].get("split"), self.config["model"]["phase_repr"]
         return np.stack([transforms.net_to_planes(t, "rgba8", split, phase_repr)[0][-2::-1] for t in x])
 
+    def val_harmony(self, pred: np.ndarray) -> float:
+        """The chroma correlation of the power the generator adds to the validation tiles with the power their
+        targets add (`metrics.plane_harmony`, history's ``val_harmony``), averaged over the tiles where it is
+        defined: whether the added accompaniment plays the true one's pitch classes."""
+        inputs = getattr(self, "_val_x_magnitudes", None)
+        if inputs is None:
+            inputs = self._val_x_magnitudes = self.magnitudes(self.val_x)
+            self._val_y_magnitudes = getattr(self, "_val_y_magnitudes", None)
+        targets = self.magnitudes(self.val_y) if getattr(self, "_val_y_magnitudes", None) is None \
+            else self._val_y_magnitudes
+        predicted = self.magnitudes(pred)
+        scores = [plane_harmony(x[::-1], y[::-1], p[::-1], self.meta.range_db, self.meta.sr, self.meta.n_fft)
+                  for x, y, p in zip(inputs, targets, predicted)]  # lowest frequency first
+        finite = [s for s in scores if np.isfinite(s)]
+        return float(np.mean(finite)) if finite else float("nan")
+
     def val_row(self, model) -> dict:
-        """``val_recon`` and ``val_lsd`` of the generator on the validation tiles at this step."""
+        """``val_recon``, ``val_lsd`` and ``val_harmony`` of the generator on the validation tiles at this step."""
         pred = self.predictions(model)
-        return {"val_recon": self.val_error(pred), "val_lsd": self.val_lsd(pred)}
+        return {"val_recon": self.val_error(pred), "val_lsd": self.val_lsd(pred), "val_harmony": self.val_harmony(pred)}
 
     def background(self, fn, *args) -> None:
         """Run ``fn(*args)`` off the training loop (PNG plots, audio summaries); `drain` waits for it."""
@@ -133,22 +154,34 @@ class History(keras.callbacks.Callback):
             self.keep_if_best(state.val_row(self.model))
 
     def keep_if_best(self, row: dict) -> None:
-        """Hold the weights in memory when ``row["val_lsd"]`` is the lowest yet and at least `KEEP_BEST_MARGIN`
-        under the untrained start's (the first row a run keeps); `save_run` writes them (a file per improvement
-        cost the tiny model 9% of its steps/s). A run that recorded no start needs the margin under the kept one
-        instead. A best recorded without the figure is beaten by the first row."""
-        state, key = self.state, KEEP_BEST_BY
+        """Hold the weights in memory when ``row`` is the best yet by the recipe's ``keep_best_by``; the first row
+        a run keeps is the untrained start's; `save_run` writes them (a file per improvement cost the tiny model 9%
+        of its steps/s).
+
+        - ``val_lsd``: the lowest, and at least `KEEP_BEST_MARGIN` under the start's (a run that recorded no start
+          needs the margin under the kept one instead; a best recorded without the figure is beaten by the first
+          row).
+        - ``val_harmony``: the highest, by `HARMONY_MARGIN` over the kept one's, among the rows whose val_lsd is
+          within `LSD_GUARD_DB` of the start's."""
+        state = self.state
+        key = state.cfg.keep_best_by
         if not state.is_chief:
             return
-        if state.best is None:  # the start: what a trained generator must beat by the margin
-            state.config["keep_best_start"] = {k: round(row[k], 7) for k in ("val_recon", "val_lsd")}
+        if state.best is None:  # the start: what a trained generator must beat
+            state.config["keep_best_start"] = {k: _round(row[k]) for k in VALIDATION if k in row}
+        elif key == "val_harmony":
+            start = state.config.get("keep_best_start", {})
+            kept = state.best.get(key, -math.inf)
+            guard = start.get("val_lsd", math.inf) + LSD_GUARD_DB
+            if not (row["val_lsd"] <= guard and row[key] > (kept if np.isfinite(kept) else -math.inf) + HARMONY_MARGIN):
+                return
         else:
             kept = state.best.get(key, math.inf)
             start = state.config.get("keep_best_start", {}).get(key)
             limit = kept * (1.0 - KEEP_BEST_MARGIN) if start is None else start * (1.0 - KEEP_BEST_MARGIN)
             if not (row[key] < kept and row[key] <= limit):
                 return
-        state.best = {"step": state.step, **{k: round(row[k], 7) for k in ("val_recon", "val_lsd")}}
+        state.best = {"step": state.step, **{k: _round(row[k]) for k in VALIDATION if k in row}}
         with self.model.averaged():
             state.best_weights = self.model.generator.get_weights()
 
@@ -250,6 +283,11 @@ class Progress(keras.callbacks.Callback):
         self.stream.flush()
 
 
+def _round(value: float) -> float | None:
+    """A figure as config.json records it: 7 decimals, None for NaN."""
+    return round(float(value), 7) if np.isfinite(value) else None
+
+
 def _duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
@@ -266,8 +304,10 @@ def write_samples(state, model) -> None:
     step = state.step
 
     def draw() -> None:  # in the background: matplotlib and the ISTFTs cost more than many tiny steps
-        rows = [(x[i, ..., 0], y[i, ..., 0], pred[i, ..., 0]) for i in range(len(x))]  # magnitude channel
-        plots.save_strips(state.run / runfolder.SAMPLES / f"step_{step:06d}.png", rows, value_range=(-1.0, 1.0))
+        sr = state.meta.sr  # the magnitudes on the pictures' log-frequency axis, so that notes show as lines
+        mags = [[plots.log_tile(t, sr) for t in state.magnitudes(tiles)] for tiles in (x, y, pred)]
+        rows = [(mags[0][i], mags[1][i], mags[2][i]) for i in range(len(x))]
+        plots.save_strips(state.run / runfolder.SAMPLES / f"step_{step:06d}.png", rows, value_range=(0.0, 1.0))
         with state.writer.as_default(step=step):
             tf.summary.image("strips/input|target|prediction", plots.strip_image(rows)[None], max_outputs=1)
             tf.summary.audio("audio/predicted_mixture", state.tile_audio(pred), state.meta.sr, max_outputs=k)
@@ -328,17 +368,24 @@ def describe_best(config: dict) -> str | None:
     best = config.get("best")
     if not best:
         return None
-    key = config["training"].get("keep_best_by", KEEP_BEST_BY)  # older runs may have kept the reconstruction loss
-    key = "val_recon" if key == "val_l1" else key
+    key = config["training"]["keep_best_by"]
+    retired = config["training"].get("retired", {}).get("keep_best_by")
+    key = "val_recon" if retired == "val_l1" else key  # a run that kept its reconstruction loss says so
     start = config.get("keep_best_start", {}).get(key)
     unit = " dB" if key == "val_lsd" else ""
     if best.get("step", 0) == 0:
-        under = f"{KEEP_BEST_MARGIN:.0%} under the start's {start:.3f}{unit}" if start is not None else "better"
+        if key == "val_harmony":
+            under = (f"{HARMONY_MARGIN:g} over the start's {start:.3f} with its val_lsd within {LSD_GUARD_DB:g} dB"
+                     if start is not None else "better")
+        else:
+            under = f"{KEEP_BEST_MARGIN:.0%} under the start's {start:.3f}{unit}" if start is not None else "better"
         what = " (the mean accompaniment)" if config["model"]["generator"] == "powersum-mean" else ""
         return (f"keep-best kept the untrained start{what}: no trained generator's {key} came {under} on the "
                 "validation tiles: nothing it learned held on unseen tracks (more training tunes help; "
                 "docs/quality-log.md)")
-    if key not in best:
+    if best.get(key) is None:
         return f"keep-best kept step {best['step']}"
     versus = f" against the untrained start's {start:.3f}{unit}" if start is not None else ""
+    if key == "val_harmony" and best.get("val_lsd") is not None:
+        versus += f" (val_lsd {best['val_lsd']:.3f} dB)"
     return f"keep-best kept step {best['step']}: {key} {best[key]:.3f}{unit}{versus}"

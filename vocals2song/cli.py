@@ -294,15 +294,19 @@ def image2sound_cmd(inputs, out, phase, iters, fmt, sr, n_fft, hop, debug):
                    "magnitude.")
 @click.option("--add-vocals/--no-add-vocals", default=None,
               help="Add the input vocals to a predicted accompaniment (default: on for accompaniment models).")
+@click.option("--midi/--no-midi", default=True, show_default=True,
+              help="Also write NAME.accompaniment.mid: the notes of the added accompaniment, transcribed with "
+                   "basic-pitch, to take into a DAW.")
 @OPT_DEBUG
-def predict_cmd(run, inputs, out, phase, add_vocals, debug):
+def predict_cmd(run, inputs, out, phase, add_vocals, midi, debug):
     """Make a song around each vocals recording with the model trained in RUN.
 
     AUDIO_OR_IMAGE is an audio file (WAV, FLAC, MP3, ...; any rate, mono or stereo, any length), an encoded
-    vocals image, or a folder of them. Per input NAME, OUT gets NAME.mixture.wav (the predicted song, as long
-    as the input, at the run's sample rate), NAME.mixture.png (the predicted image; image2sound decodes it)
-    and NAME.spectrograms.png (input and prediction); OUT/index.html plays them all in a browser (page copies of
-    the audio in OUT/audio/). Inputs sharing a name are kept apart. Long inputs are tiled and cross-faded.
+    vocals image, or a folder of them. Per input NAME, OUT gets NAME.mixture.wav (the predicted song, as long as
+    the input, at the run's sample rate), NAME.mixture.png (the predicted image; image2sound decodes it)
+    NAME.spectrograms.png (input and prediction) and NAME.accompaniment.mid (the notes it added, as MIDI);
+    OUT/index.html plays them all in a browser (page copies of the audio in OUT/audio/). Inputs sharing a name
+    are kept apart. Long inputs are tiled and cross-faded.
 
     \b
     Examples:
@@ -313,7 +317,7 @@ def predict_cmd(run, inputs, out, phase, add_vocals, debug):
 
     with _errors(debug):
         written, failures = predict(run, list(inputs), out, phase, add_vocals, progress=bar("Predicting"),
-                                    warn=lambda line: click.echo(line, err=True))
+                                    warn=lambda line: click.echo(line, err=True), midi=midi)
         songs = [p for p in written if p.name.endswith(".mixture.wav")]
         page = Path(out) / "index.html"
         click.echo(f"{out}: {_count(len(songs), 'song')} ({_count(len(written), 'file')})"
@@ -327,9 +331,12 @@ def predict_cmd(run, inputs, out, phase, add_vocals, debug):
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="Folder for the report.")
 @click.option("--split", default="test", show_default=True, help="Which split of DATA to score.")
 @click.option("--phase", type=click.Choice(["model", "vocals", "griffinlim"]), default="model", show_default=True,
-              help="Phase of the model's song, as in predict.")
+              help="Phase of the model's song, as in predict (the baselines lay their power on the same way).")
+@click.option("--notes/--no-notes", default=True, show_default=True,
+              help="Judge every added accompaniment (song minus vocals) by its notes: transcribed with basic-pitch "
+                   "and compared with the true accompaniment's and the sung melody.")
 @OPT_DEBUG
-def evaluate_cmd(run, data, out, split, phase, debug):
+def evaluate_cmd(run, data, out, split, phase, notes, debug):
     """Score RUN on the vocals/target pairs of DATA's split against two baselines.
 
     Metrics of the predicted against the true mixture, per item and as median and mean: SNR, SI-SDR,
@@ -348,11 +355,13 @@ def evaluate_cmd(run, data, out, split, phase, debug):
     from vocals2song.evaluate import evaluate
 
     with _errors(debug):
-        from vocals2song.evaluate import summary
+        from vocals2song.evaluate import notes_summary, summary
 
-        report = evaluate(run, data, out, split, progress=bar("Evaluating"), phase=phase)
+        report = evaluate(run, data, out, split, progress=bar("Evaluating"), phase=phase, judge_notes=notes)
+        heard = notes_summary(report)
         click.echo(f"{out}: {_count(report['nb_items'], 'item')}; {summary(report)}. "
-                   f"See {Path(out) / 'report.md'}; listen: open {Path(out) / 'index.html'} in a browser")
+                   + (f"By its notes, {heard}. " if heard else "")
+                   + f"See {Path(out) / 'report.md'}; listen: open {Path(out) / 'index.html'} in a browser")
         _report_failures([(f, None) for f in report["failures"]], debug, report["nb_items"] + len(report["failures"]),
                          "pairs")
 
@@ -423,7 +432,7 @@ def demo_cmd(out, steps, chorales, band, debug):
       vocals2song demo --out quick_demo --steps 300 --chorales 8
     """
     from vocals2song.demo import DEFAULT_STEPS, DEMO_BAND, DEMO_CHORALES, demo
-    from vocals2song.evaluate import summary
+    from vocals2song.evaluate import notes_summary, summary
 
     with _errors(debug):
         result = demo(out, steps or DEFAULT_STEPS, chorales or DEMO_CHORALES, progress=True, log=click.echo,
@@ -437,10 +446,15 @@ def demo_cmd(out, steps, chorales, band, debug):
         report = result.report
         click.echo(f"On {_count(report['nb_items'], 'segment')} of unseen chorale tunes, the log-spectral distance "
                    f"to the true mixture, {summary(report)}.")
+        if heard := notes_summary(report):
+            click.echo(f"By its notes, {heard}.")
         for name, scores in result.items.items():
-            line = ", ".join(f"{k} {v['lsd']:.1f}" for k, v in scores.items())
+            line = ", ".join(f"{k} {v['lsd']:.1f}" for k, v in scores.items() if "lsd" in v)
+            model, truth = scores["model"], scores.get("truth", {})
             click.echo(f"The {name} song: lsd {line} dB (lower is better); its loudness is "
-                       f"{scores['model']['loudness_db']:+.1f} dB from the true mixture's.")
+                       f"{model['loudness_db']:+.1f} dB from the true mixture's"
+                       + (f"; its added accompaniment plays {model['notes_per_s']:.1f} notes per second (the true "
+                          f"one {truth['notes_per_s']:.1f}), pitch-class F1 {model['pc_f1']:.2f}." if truth else "."))
         click.echo(f"Listen: open {result.listen['listening page']} (and {result.listen['evaluation page']}) in a "
                    "browser, or play the files with any player (`ffplay -autoexit FILE`):")
         for label, path in result.listen.items():

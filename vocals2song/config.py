@@ -28,11 +28,18 @@ RECON_LOSSES = ("l1", "l2")
 #: the generator's normalisation: BatchNorm (published; at batch 1 it trains on each tile's own statistics and
 #: predicts with moving averages) or instance norm (the same in training and at inference; model.normalization)
 NORMS = ("batch", "instance")
+#: the validation figure keep-best goes by: the log-spectral distance in dB (lowest), or the chroma correlation of
+#: the added accompaniment with the true one (highest, while val_lsd stays within `callbacks.LSD_GUARD_DB` of the
+#: start's): a note-aware figure that a wash does not win
+KEEP_BEST_BY = ("val_lsd", "val_harmony")
 #: `chorales`' accompaniment: each track's own instruments, pans and levels drawn from its name (the vocals cannot
 #: tell them), or one band for every track (the instruments known: what is left to learn is the music)
 BANDS = ("random", "fixed")
 #: how the network sees the phase: as stored, as instantaneous frequency (GANSynth), or not at all
 PHASE_REPRS = ("angle", "if", "none")
+#: the frequency axis the network sees: the STFT's linear rows, or log-frequency rows
+#: (`transforms.log_frequency_matrices`)
+VIEWS = ("linear", "log")
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,7 @@ class TrainConfig:
     model: str = "default"
     generator: str = "powersum-mean"  # GENERATORS: "unet" (published), "powersum" (adds to the vocals), ...
     phase_repr: str = "none"  # PHASE_REPRS: the phase as stored ("angle"), "if", or "none" (magnitude only)
+    view: str = "linear"  # VIEWS: the frequency axis the network sees, "linear" STFT rows or "log" (3 a semitone)
     gan_loss: str = "none"  # GAN_LOSSES: "bce" is pix2pix's; "none" builds no discriminator
     recon_loss: str = "l2"  # RECON_LOSSES: "l1" is pix2pix's
     lambda_recon: float = 1000.0  # weight of the reconstruction loss (pix2pix: 100)
@@ -142,8 +150,9 @@ class TrainConfig:
     loudness_calibration: bool = True
     # powersum-mean generators on mixtures: fit the accompaniment's level frame by frame from the vocals (envelope.py)
     envelope: bool = True
-    # keep the generator of the lowest val_lsd (the start included) as generator_best.keras, and predict with it
+    # keep the best generator by `keep_best_by` (the start included) as generator_best.keras, and predict with it
     keep_best: bool = True
+    keep_best_by: str = "val_lsd"  # KEEP_BEST_BY
     seed: int = 0
     checkpoint_every: int = 500
     sample_every: int = 500

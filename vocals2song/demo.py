@@ -65,7 +65,7 @@ def excerpt_stems() -> tuple[dict[str, np.ndarray], int]:
 def demo(out: str | os.PathLike = "demo", steps: int = DEFAULT_STEPS, chorales: int = DEMO_CHORALES,
          progress: bool = True, log=print, band: str = DEMO_BAND) -> DemoResult:
     """Run the chain into ``out`` (see the module docstring); ``band``: `chorales`' ``--band``."""
-    from vocals2song import baselines
+    from vocals2song import baselines, notes
     from vocals2song.chorales import render_chorales
     from vocals2song.data import match_pairs
     from vocals2song.evaluate import evaluate
@@ -75,6 +75,7 @@ def demo(out: str | os.PathLike = "demo", steps: int = DEFAULT_STEPS, chorales: 
 
     if steps < 1:
         raise Vocals2SongError("--steps must be at least 1", usage=True)
+    notes.require()  # the songs are judged by their notes: a missing transcriber is said before any work
     if chorales < 3:
         raise Vocals2SongError("--chorales must be at least 3 (one per split)", usage=True)
     out = Path(out)
@@ -139,6 +140,7 @@ def listen_item(listen: Path, name: str, vocals: np.ndarray, truth: np.ndarray, 
     """Predict ``name``'s song from its vocals into ``listen``; score it and the baselines (``stats``: what they
     know of the training data) against ``truth``."""
     from vocals2song import baselines, codec, metrics
+    from vocals2song.evaluate import judge_items
     from vocals2song.predict import predict_song, vocals_input, write_prediction
 
     sr = predictor.meta.sr
@@ -147,16 +149,20 @@ def listen_item(listen: Path, name: str, vocals: np.ndarray, truth: np.ndarray, 
     audio.write_wav(files[f"{name}: true mixture"], truth, sr)
     voc, pixels, meta = vocals_input(files[f"{name}: vocals"], predictor)
     pred = predict_song(voc, pixels, meta, predictor)
-    written = write_prediction(pred, listen, name, predictor)
-    files[f"{name}: song"] = written[0]
-    files[f"{name}: spectrograms"] = written[-1]
+    write_prediction(pred, listen, name, predictor, midi=True)
+    files[f"{name}: song"] = listen / f"{name}.mixture.wav"
+    files[f"{name}: spectrograms"] = listen / f"{name}.spectrograms.png"
+    files[f"{name}: notes (MIDI)"] = listen / f"{name}.accompaniment.mid"
     Z_voc = baselines.image_spectrogram(pixels, meta)
     n = min(len(truth), len(pred.song))
-    estimates = {"model": pred.song, "vocals_only": vocals,
-                 "mean_accompaniment": codec.spectrogram_to_audio(baselines.mean_accompaniment(Z_voc, stats, meta),
-                                                                  meta)}
+    estimates = {"model": pred.song, "vocals_only": vocals}
+    for baseline in ("mean_accompaniment", "parallel"):
+        estimates[baseline] = codec.spectrogram_to_audio(baselines.BASELINES[baseline](Z_voc, stats, meta), meta)
     scores = {key: {**metrics.compute_all(truth[:n], y[:n]), **metrics.music_metrics(vocals[:n], truth[:n], y[:n], sr)}
               for key, y in estimates.items()}
+    judged = judge_items(vocals[:n], truth[:n], {k: y[:n] for k, y in estimates.items()}, sr)
+    for key, heard in judged.items():
+        scores.setdefault(key, {}).update(heard)
     return scores, files
 
 
@@ -165,8 +171,9 @@ def write_page(listen: Path, items: dict[str, dict[str, dict[str, float]]], step
     the evaluation page), and the metrics of the song and both baselines."""
     from vocals2song.listen import MetricsTable, PageItem, page_audio_path, write_listening_page, write_page_audio
     from vocals2song.metrics import HIGHER_IS_BETTER, MUSIC_HIGHER_IS_BETTER
+    from vocals2song.notes import HIGHER_IS_BETTER as NOTES_HIGHER
 
-    higher = {**HIGHER_IS_BETTER, **MUSIC_HIGHER_IS_BETTER}
+    higher = {**HIGHER_IS_BETTER, **MUSIC_HIGHER_IS_BETTER, **NOTES_HIGHER}
     titles = {"chorale": "A held-out chorale melody (a tune the model never heard)",
               "excerpt": f"Real MUSDB18 vocals: {EXCERPT} (6 s, shipped with stempeg)"}
     page_items = []
@@ -175,8 +182,12 @@ def write_page(listen: Path, items: dict[str, dict[str, dict[str, float]]], step
         for label, suffix in (("vocals", ".wav"), ("true mixture", ".true_mixture.wav"), ("model", ".mixture.wav")):
             y, sr = audio.load_audio(listen / f"{name}{suffix}")
             players[label] = write_page_audio(page_audio_path(listen, name, label), audio.to_mono(y), sr)
-        table = MetricsTable(scores, higher, "Against the true mixture; vocals_only plays as the vocals.")
-        page_items.append(PageItem(titles.get(name, name), players, listen / f"{name}.spectrograms.png", table))
+        table = MetricsTable(scores, higher, "Against the true mixture; vocals_only plays as the vocals. The notes "
+                             "are of the added accompaniment (song minus vocals), transcribed with basic-pitch.",
+                             [m for m in ("notes_per_s", "polyphony") if m in scores["model"]], ["truth"])
+        links = {"the added accompaniment's notes (MIDI)": listen / f"{name}.accompaniment.mid"}
+        page_items.append(PageItem(titles.get(name, name), players, listen / f"{name}.spectrograms.png", table,
+                                   links=links))
     return write_listening_page(listen, "vocals2song demo", page_items,
                                 f"The {DEMO_TRAIN.model} {DEMO_TRAIN.generator} model after {steps} steps on "
                                 "rendered Bach chorales.")

@@ -51,12 +51,21 @@ def _train_pairs(data: Path, config: dict, voc: str, tar: str) -> list[tuple[str
 
 
 def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, split: str = "test",
-             progress: Callable | None = None, predictor=None, phase: str = "model") -> dict:
-    """Evaluate RUN on DATA's ``split``; writes the report files into ``out`` and returns the report."""
+             progress: Callable | None = None, predictor=None, phase: str = "model", judge_notes: bool = True) -> dict:
+    """Evaluate RUN on DATA's ``split``; writes the report files into ``out`` and returns the report.
+
+    ``judge_notes``: also transcribe every added accompaniment (song minus vocals) and judge its notes against the
+    true accompaniment's and the sung melody (`vocals2song.notes`); a missing transcriber is a one-line error
+    before anything runs."""
     from vocals2song import plots
     from vocals2song.predict import check_phase, load_predictor, predict_song
 
     check_phase(phase)
+    song_phase = "random" if phase == "vocals" else "griffinlim"  # the baselines lay their power on as the model does
+    if judge_notes:
+        from vocals2song import notes
+
+        notes.require()
     data, out = Path(data), Path(out)
     predictor = predictor or load_predictor(run)
     config = predictor.config
@@ -86,8 +95,8 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
         pred = predict_song(vocals, pixels, meta, predictor, phase=phase, add_vocals=True)
         estimates = {"model": pred.song, "vocals_only": vocals}  # the vocals themselves: the page shares the player
         for baseline, make in baselines.BASELINES.items():
-            if stats is not None and baseline not in estimates:
-                estimates[baseline] = codec.spectrogram_to_audio(make(Z_voc, stats, meta), meta)
+            if (stats is not None or baseline == "parallel") and baseline not in estimates:  # parallel needs no stats
+                estimates[baseline] = codec.spectrogram_to_audio(make(Z_voc, stats, meta, phase=song_phase), meta)
         item = {"name": Path(name).stem, "track": (meta.source or {}).get("track"), "seconds": meta.length / meta.sr}
         for key, estimate in estimates.items():
             estimate = np.asarray(estimate[: len(truth)], dtype=np.float64)
@@ -95,6 +104,11 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
                          **metrics.music_metrics(vocals[: len(truth)], truth, estimate, meta.sr)}
             if bsseval:
                 item[key]["bss_sdr"] = bss_sdr(truth, estimate, meta.sr)
+        if judge_notes:
+            judged = judge_items(vocals[: len(truth)], truth, estimates, meta.sr)
+            item["truth"] = judged.pop("truth")
+            for key, scores in judged.items():
+                item[key].update(scores)
         items.append(item)
         if len(items) <= PICTURES:
             u_true = codec.decode_planes(tar_pixels, tar_meta)[0]
@@ -109,6 +123,9 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
         raise Vocals2SongError(f"every pair failed; first: {failures[0].error}", data)
     report = _report(items, run, data, split, stats is not None)
     report["phase"] = phase
+    if judge_notes:
+        report["truth"] = {m: v["median"] for m, v in metrics.aggregate([i["truth"] for i in items]).items()}
+        report["tracks"] = _note_tracks(items, ["model", *report["baselines"]])
     if bsseval:
         report["higher_is_better"]["bss_sdr"] = True
     report["failures"] = [f.error for f in failures]
@@ -117,6 +134,39 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike, out: str | os.Path
     plots.save_metric_bars(out / "metrics.png", {"model": report["model"], "baselines": report["baselines"]})
     write_page(out, report, listened)
     return report
+
+
+#: what `judge_items` reports of each estimate's added accompaniment (`notes.judge`), and of the truth's own
+NOTE_METRICS = ("notes_per_s", "pc_f1", "note_f1", "consonance", "polyphony")
+TRUTH_NOTE_METRICS = ("notes_per_s", "consonance", "polyphony")
+
+
+def judge_items(vocals: np.ndarray, truth: np.ndarray, estimates: dict[str, np.ndarray], sr: int) -> dict:
+    """The note judge on one item: each estimate's added accompaniment (estimate minus vocals) transcribed and
+    judged against the true accompaniment (truth minus vocals) and the sung melody. Returns ``{"truth": {...},
+    estimate: {...}}`` with `NOTE_METRICS` per estimate and `TRUTH_NOTE_METRICS` of the truth; each audio is
+    transcribed once (an estimate that adds nothing is judged as silence without transcribing)."""
+    from vocals2song import notes
+
+    n = len(truth)
+    sung = notes.transcribe(vocals[:n], sr)
+    true_acc = notes.transcribe(truth - vocals[:n], sr)
+    judged: dict[str, dict] = {}
+    for key, estimate in estimates.items():
+        added = np.asarray(estimate[:n], dtype=np.float64) - vocals[:n]
+        heard = (notes.transcribe(added, sr) if np.any(np.abs(added) > 1e-6)
+                 else notes.Notes.from_events([], n / sr))
+        scores = notes.judge(heard, true_acc, sung)
+        judged[key] = {m: scores[m] for m in NOTE_METRICS}
+        judged.setdefault("truth", {m: scores[f"truth_{m}"] for m in TRUTH_NOTE_METRICS})
+    return judged
+
+
+def _note_tracks(items: list[dict], names: list[str]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Per track (its items averaged, `_mean`): each estimate's note figures and the truth's."""
+    return {track: {"truth": {m: _mean(group, "truth", m) for m in TRUTH_NOTE_METRICS},
+                    **{n: {m: _mean(group, n, m) for m in NOTE_METRICS} for n in names}}
+            for track, group in sorted(_by_track(items).items())}
 
 
 def page_audio(out: Path, name: str, sr: int, vocals: np.ndarray, truth: np.ndarray,
@@ -137,12 +187,16 @@ def write_page(out: Path, report: dict, listened: dict[str, dict[str, Path]]) ->
 
     higher = report["higher_is_better"]
     names = ["model", *report["baselines"]]
-    medians = MetricsTable({n: report["model"] if n == "model" else report["baselines"][n] for n in names}, higher,
-                           f"Median over {report['nb_items']} items of the {report['split']} split.")
+    described = [m for m in ("notes_per_s", "polyphony") if m in report["model"]]
+    truth = {"truth": report["truth"]} if "truth" in report else {}
+    medians = MetricsTable({**{n: report["model"] if n == "model" else report["baselines"][n] for n in names},
+                            **truth}, higher, f"Median over {report['nb_items']} items of the {report['split']} "
+                           "split" + ("; the notes are of the added accompaniment (song minus vocals)." if truth
+                                      else "."), described, ["truth"])
     by_name = {item["name"]: item for item in report["items"]}
     items = [PageItem(name, audio, out / "items" / f"{name}.png",
-                      MetricsTable({n: by_name[name][n] for n in names if n in by_name[name]}, higher,
-                                   "This item against its true mixture."))
+                      MetricsTable({n: by_name[name][n] for n in [*names, "truth"] if n in by_name[name]}, higher,
+                                   "This item against its true mixture.", described, ["truth"]))
              for name, audio in listened.items()]
     shared = [n for n in names if listened and n not in next(iter(listened.values()))]  # e.g. vocals_only
     note = (f"Run {report['run']}, data {report['data']}. Players are named like the table's columns"
@@ -159,11 +213,15 @@ def bss_sdr(truth: np.ndarray, estimate: np.ndarray, sr: int) -> float:
 
 
 def _report(items: list[dict], run, data, split: str, with_mean: bool) -> dict:
-    names = ["model", *[b for b in BASELINES if with_mean or b != "mean_accompaniment"]]
+    names = ["model", *[b for b in BASELINES if (with_mean or b != "mean_accompaniment") and b in items[0]]]
     agg = {name: metrics.aggregate([item[name] for item in items]) for name in names}
     medians = {name: {m: v["median"] for m, v in agg[name].items()} for name in names}
     means = {name: {m: v["mean"] for m, v in agg[name].items()} for name in names}
     higher = {**metrics.HIGHER_IS_BETTER, **metrics.MUSIC_HIGHER_IS_BETTER}
+    if "truth" in items[0]:  # judged by notes: the figures with a direction count; notes/s is read beside the truth's
+        from vocals2song.notes import HIGHER_IS_BETTER as NOTES_HIGHER
+
+        higher.update(NOTES_HIGHER)
     return {
         "run": str(run), "data": str(data), "split": split, "nb_items": len(items),
         # paired: a model can win on the pooled median and still lose item by item; this counts the items
@@ -175,7 +233,7 @@ def _report(items: list[dict], run, data, split: str, with_mean: bool) -> dict:
         "model_better_on_tracks": {b: {m: sum(_beats(_mean(group, "model", m), _mean(group, b, m), h)
                                            for group in tracks.values()) for m, h in higher.items()}
                                    for b in names[1:]},
-        "higher_is_better": {**metrics.HIGHER_IS_BETTER, **metrics.MUSIC_HIGHER_IS_BETTER},
+        "higher_is_better": higher,
         "best_baseline": min(names[1:], key=lambda b: medians[b]["lsd"]),
         "model": medians["model"],
         "baselines": {b: medians[b] for b in names[1:]},
@@ -189,6 +247,49 @@ def _counts_table(title: str, paired: dict[str, dict[str, int]], metrics_order: 
     lines = ["", title, "", "| metric | " + " | ".join(paired) + " |", "|---|" + "---|" * len(paired)]
     return lines + [f"| {m} | " + " | ".join(str(paired[b][m]) for b in paired) + " |" for m in metrics_order
                     if all(m in paired[b] for b in paired)]
+
+
+def notes_markdown(report: dict) -> list[str]:
+    """report.md's note section: the medians of the note figures beside the truth's, then per track."""
+    names = ["model", *report["baselines"]]
+    lines = ["", "## Notes", "", "The added accompaniment (song minus vocals) transcribed with basic-pitch and judged "
+             "against the true accompaniment's transcription and the sung melody: notes per second, frame-wise "
+             "pitch-class F1, note F1 (onset within 50 ms, the same semitone), consonance (the share of its pitch "
+             "classes at a unison, third, fourth, fifth or sixth from the sung note, where one is sung) and polyphony "
+             "(pitch classes per sounding frame). Medians over items.", "",
+             "| | truth | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for metric in NOTE_METRICS:
+        cells = [report["model"].get(metric) if n == "model" else report["baselines"][n].get(metric) for n in names]
+        truth = report["truth"].get(metric)
+        lines.append(f"| {metric} | {_cell(truth)} | " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += ["", "Per track (its items averaged): notes per second (the truth's) / pitch-class F1 / consonance.", "",
+              "| track | truth | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for track, row in report.get("tracks", {}).items():
+        truth = f"{_cell(row['truth']['notes_per_s'])} / - / {_cell(row['truth']['consonance'])}"
+        cells = [" / ".join(_cell(row[n][m]) for m in ("notes_per_s", "pc_f1", "consonance")) for n in names]
+        lines.append(f"| {track} | {truth} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.2f}"
+
+
+def notes_summary(report: dict) -> str | None:
+    """The note figures in plain words (None for a report without them)."""
+    if "truth" not in report:
+        return None
+    model, base, truth = report["model"], report["baselines"], report["truth"]
+    rivals = ", ".join(f"{b} {base[b]['pc_f1']:.2f}" for b in ("parallel", "mean_accompaniment") if b in base)
+    return (f"the added accompaniment plays {model['notes_per_s']:.1f} notes per second (the true one "
+            f"{truth['notes_per_s']:.1f}); it matches the true accompaniment's pitch classes with F1 "
+            f"{model['pc_f1']:.2f} (higher is better; {rivals}), its notes with F1 {model['note_f1']:.2f}, and "
+            f"{_percent(model['consonance'])} of its pitch classes are consonant with the sung note (the true "
+            f"accompaniment's {_percent(truth['consonance'])})")
+
+
+def _percent(value: float) -> str:
+    return "none" if not np.isfinite(value) else f"{100 * value:.0f}%"
 
 
 def track_of(item: dict) -> str:
@@ -285,6 +386,8 @@ def markdown(report: dict) -> str:
                                                   "independent draws:")):
         if report.get(key):
             lines += _counts_table(title, report[key], report["higher_is_better"])
+    if "truth" in report:
+        lines += notes_markdown(report)
     lines += ["", summary(report) + ".", "",
               "Metrics: SNR and SI-SDR in dB (they reward copying the one true waveform); lsd, log-spectral "
               "distance in dB, also per band (low < 500 Hz, mid to 4 kHz, high above); spectral convergence; "

@@ -43,10 +43,16 @@ class MetricsTable:
     values: Mapping[str, Mapping[str, float]]
     higher_is_better: Mapping[str, bool | None]  # None: nearer 0 is better
     caption: str = ""
+    #: metrics shown without a winner (to read beside a reference's, e.g. notes per second beside the truth's)
+    described: Sequence[str] = ()
+    #: columns never marked best (a reference such as the truth)
+    unranked: Sequence[str] = ()
 
     def best(self, metric: str) -> str | None:
-        """The estimate that wins on ``metric`` (None when no value is finite)."""
-        scores = {name: v.get(metric) for name, v in self.values.items()}
+        """The estimate that wins on ``metric`` (None when no value is finite, or for a described metric)."""
+        if metric in self.described:
+            return None
+        scores = {name: v.get(metric) for name, v in self.values.items() if name not in self.unranked}
         finite = {n: float(s) for n, s in scores.items() if s is not None and math.isfinite(float(s))}
         if not finite:
             return None
@@ -65,6 +71,7 @@ class PageItem:
     picture: Path | None = None
     metrics: MetricsTable | None = None
     note: str = ""
+    links: Mapping[str, Path] = field(default_factory=dict)  # label -> a file to download (a MIDI file)
 
 
 # --- page audio --------------------------------------------------------------------------------------
@@ -175,15 +182,16 @@ def metrics_html(table: MetricsTable) -> str:
     """A table: one row per metric ("lower/higher is better"), one column per estimate, the winner marked (bold,
     a check mark, and its name in the cell's title)."""
     names = list(table.values)
-    metrics = [m for m in table.higher_is_better if any(m in table.values[n] for n in names)]
+    metrics = [m for m in (*table.higher_is_better, *table.described) if any(m in table.values[n] for n in names)]
     e = html.escape
     rows = ["<tr><th>metric</th>" + "".join(f"<th>{e(n).replace('_', '_<wbr>')}</th>" for n in names) + "</tr>"]
     for metric in metrics:
         best = table.best(metric)
-        way = {True: "higher", False: "lower", None: "nearer 0"}[table.higher_is_better[metric]]
+        way = ("compare with the truth" if metric in table.described
+               else {True: "higher", False: "lower", None: "nearer 0"}[table.higher_is_better[metric]] + " is better")
         cells = "".join(f"<td class=\"best\" title=\"best: {e(n)}\">{_number(table.values[n].get(metric))}</td>"
                         if n == best else f"<td>{_number(table.values[n].get(metric))}</td>" for n in names)
-        label = f"{e(metric).replace('_', '_<wbr>')} <span class=\"note\">({way} is better)</span>"
+        label = f"{e(metric).replace('_', '_<wbr>')} <span class=\"note\">({way})</span>"
         rows.append(f"<tr><td>{label}</td>{cells}</tr>")
     caption = f"<caption>{e(table.caption + ' ' if table.caption else '')}\u2713 marks the best of each row.</caption>"
     return f"<div class=\"table\"><table>{caption}{''.join(rows)}</table></div>"
@@ -216,6 +224,10 @@ def page_html(out_dir: str | os.PathLike, title: str, items: Sequence[PageItem],
                              f"<audio controls preload=\"metadata\" src=\"{e(_src(path, out_dir))}\"></audio>"
                              "</figure>")
             parts.append("</div>")
+        if item.links:
+            parts.append("<p class=\"links\">" + " · ".join(
+                f"<a href=\"{e(_src(path, out_dir))}\" download>{e(label)}</a>" for label, path in item.links.items())
+                + "</p>")
         if item.metrics is not None:
             parts.append(metrics_html(item.metrics))
         parts.append("</section>")

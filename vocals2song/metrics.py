@@ -251,6 +251,20 @@ def chroma(power: np.ndarray, sr: int, n_fft: int = CHROMA_FFT) -> np.ndarray:
     return out
 
 
+def chroma_correlation(true_acc: np.ndarray, est_acc: np.ndarray) -> float:
+    """The median, over frames where ``true_acc`` ``(12, nb_frames)`` sounds (within `SOUNDING_DB` of its loudest),
+    of the correlation between the two chroma; 0 in a frame ``est_acc`` leaves silent, NaN when nothing sounds."""
+    energy = true_acc.sum(axis=0)
+    if not np.any(energy > 0):
+        return float("nan")
+    sounding = energy > energy.max() * 10 ** (SOUNDING_DB / 10)
+    a = true_acc[:, sounding] - true_acc[:, sounding].mean(axis=0)
+    b = est_acc[:, sounding] - est_acc[:, sounding].mean(axis=0)
+    norm = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
+    r = np.where(norm > 0, (a * b).sum(axis=0) / np.maximum(norm, 1e-300), 0.0)
+    return float(np.median(r))
+
+
 def harmony(vocals: np.ndarray, truth: np.ndarray, estimate: np.ndarray, sr: int) -> float:
     """Does the estimate play the right chords? The median, over frames where the true accompaniment sounds, of
     the correlation between the chroma of the estimated accompaniment and the true accompaniment's.
@@ -264,15 +278,24 @@ def harmony(vocals: np.ndarray, truth: np.ndarray, estimate: np.ndarray, sr: int
     V = _magnitude(vocals, CHROMA_FFT, CHROMA_HOP) ** 2
     true_acc = chroma(_magnitude(truth - vocals, CHROMA_FFT, CHROMA_HOP) ** 2, sr)
     est_acc = chroma(np.maximum(_magnitude(estimate, CHROMA_FFT, CHROMA_HOP) ** 2 - V, 0.0), sr)
-    energy = true_acc.sum(axis=0)
-    if not np.any(energy > 0):
-        return float("nan")
-    sounding = energy > energy.max() * 10 ** (SOUNDING_DB / 10)
-    a = true_acc[:, sounding] - true_acc[:, sounding].mean(axis=0)
-    b = est_acc[:, sounding] - est_acc[:, sounding].mean(axis=0)
-    norm = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
-    r = np.where(norm > 0, (a * b).sum(axis=0) / np.maximum(norm, 1e-300), 0.0)
-    return float(np.median(r))
+    return chroma_correlation(true_acc, est_acc)
+
+
+def plane_harmony(u_in: np.ndarray, u_true: np.ndarray, u_pred: np.ndarray, range_db: float, sr: int,
+                  n_fft: int) -> float:
+    """`harmony` on codec magnitude planes ``(nb_bins, nb_frames)`` (lowest frequency first; the Nyquist bin may be
+    left out): the median over frames where the true added power sounds of the correlation between the chroma of
+    the power the prediction adds to the input and the chroma of the power the truth adds. No phase and no audio,
+    so training can compute it on its validation tiles (history's ``val_harmony``)."""
+    k = range_db * np.log(10.0) / 10.0  # gate.power_scale: expm1(k u) is the power over the floor's
+
+    def power(u):
+        return np.expm1(k * np.asarray(u, dtype=np.float64))
+
+    base = power(u_in)
+    true_acc = chroma(np.maximum(power(u_true) - base, 0.0), sr, n_fft)
+    est_acc = chroma(np.maximum(power(u_pred) - base, 0.0), sr, n_fft)
+    return chroma_correlation(true_acc, est_acc)
 
 
 #: what `music_metrics` reports, and which way is better (None: nearer 0 is better, as the abs value says)

@@ -15,8 +15,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from vocals2song.config import GAN_LOSSES, GENERATORS, MODELS, NORMS, RECON_LOSSES, ModelConfig, TrainConfig
+from vocals2song.config import GAN_LOSSES, GENERATORS, MODELS, NORMS, RECON_LOSSES, VIEWS, ModelConfig, TrainConfig
 from vocals2song.gate import gate_u, power_scale
+from vocals2song.transforms import log_frequency_matrices
 
 KERNEL = 4
 
@@ -138,9 +139,37 @@ def _filters(base: int, maximum: int, level: int) -> int:
 POWERSUM_START = -0.998
 
 
+@keras.saving.register_keras_serializable(package="vocals2song")
+class RowMap(layers.Layer):
+    """A fixed map of the rows (the frequency axis) of NHWC tensors: the network's linear rows (highest first,
+    Nyquist dropped) to the log-frequency rows of `transforms.log_frequency_matrices` (``"to_log"``, highest first),
+    or back (``"from_log"``). The matrix is made from ``nb_rows`` and ``sr``, so a saved model stores no weights."""
+
+    def __init__(self, direction: str, nb_rows: int, sr: int, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if direction not in ("to_log", "from_log"):
+            raise ValueError(f"unknown row map {direction!r}")
+        self.direction, self.nb_rows, self.sr = direction, int(nb_rows), int(sr)
+        to_log, from_log = log_frequency_matrices(self.nb_rows + 1, self.sr)  # + the Nyquist row
+        # network order: highest first, without the Nyquist bin; log rows highest first too
+        self.matrix = (to_log[::-1, self.nb_rows - 1::-1] if direction == "to_log"
+                       else from_log[self.nb_rows - 1::-1, ::-1]).copy()
+
+    def call(self, x):
+        m = ops.convert_to_tensor(self.matrix, "float32")
+        return ops.einsum("or,brtc->botc", m, ops.cast(x, "float32"))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.matrix.shape[0], input_shape[2], input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "direction": self.direction, "nb_rows": self.nb_rows, "sr": self.sr}
+
+
 def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: str = "unet",
                     range_db: float = 100.0, prior: list[float] | None = None, norm: str = "batch",
-                    gate_radius: int = 0) -> keras.Model:
+                    gate_radius: int = 0, view: str = "linear", sr: int = 44100) -> keras.Model:
     """U-Net: ``(batch, nb_rows, nb_frames, nb_channels)`` in [-1, 1] -> the same shape, any nb_frames.
 
     With the default 8 levels and a 512 x 256 tile: 512x256 -> 256x128 -> ... -> 2x1 and back up.
@@ -153,13 +182,22 @@ def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: st
     ``prior`` (``(nb_rows,)`` in net units, row 0 highest: the training set's mean accompaniment) in the frames
     where the vocals sound, so an untrained model is the ``mean_accompaniment`` baseline and learns what the
     mean misses. ``gate_radius``: how that gate is smoothed (`gate.smooth_gate`; 0: not at all).
+
+    ``view="log"`` (additive generators, magnitude only): the U-Net sees the vocals on log-frequency rows (`RowMap`,
+    3 a semitone from 55 Hz at ``sr``), where an interval is the same shift in every register, and what it adds is
+    mapped back to the linear rows before the head; rows outside the view add nothing of the network's.
     """
     if output not in GENERATORS:
         raise ValueError(f"unknown generator {output!r}; use one of {', '.join(GENERATORS)}")
     if (output == "powersum-mean") != (prior is not None):
         raise ValueError("the powersum-mean generator, and only it, needs a prior")
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
+    if view == "log" and (not output.startswith("powersum") or nb_channels != 1):
+        raise ValueError("the log-frequency view is for additive generators of the magnitude alone")
     inputs = keras.Input(shape=(nb_rows, None, nb_channels), name="vocals")
-    x = PadToMultiple(2**cfg.levels, name="pad")(inputs)
+    seen = RowMap("to_log", nb_rows, sr, name="to_log")(inputs) if view == "log" else inputs
+    x = PadToMultiple(2**cfg.levels, name="pad")(seen)
     down_stack = [downsample(_filters(cfg.gen_filters, cfg.gen_max_filters, i), apply_batchnorm=i > 0, norm=norm)
                   for i in range(cfg.levels)]  # (rows / 2**(i+1), frames / 2**(i+1), filters_i)
     up_stack = [upsample(_filters(cfg.gen_filters, cfg.gen_max_filters, i), apply_dropout=j < 3, norm=norm)
@@ -177,7 +215,9 @@ def build_generator(nb_rows: int, nb_channels: int, cfg: ModelConfig, output: st
                                )(x)  # (padded rows, padded frames, nb_channels)
     if not powersum:
         x = layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    outputs = CropLike(dtype="float32", name="crop")(x, inputs)  # float32 out under a mixed policy too
+    outputs = CropLike(dtype="float32", name="crop")(x, seen)  # float32 out under a mixed policy too
+    if view == "log":
+        outputs = RowMap("from_log", nb_rows, sr, name="from_log")(outputs)
     if powersum:  # the accompaniment channel starts at the floor, or at the prior where the vocals sound
         outputs = _AccompanimentHead(POWERSUM_START, range_db, prior, quiet_rows_keep_prior=prior is not None,
                                      gate_radius=gate_radius, name="accompaniment_head")(outputs, inputs)
@@ -414,14 +454,17 @@ def make_optimizer(lr: float, mixed_precision: bool = False, ema: float = 0.0) -
 
 
 def build_pix2pix(nb_rows: int, nb_channels: int, cfg: TrainConfig, range_db: float = 100.0,
-                  prior: list[float] | None = None, gate_radius: int = 0, policy: str = "float32") -> Pix2Pix:
+                  prior: list[float] | None = None, gate_radius: int = 0, policy: str = "float32",
+                  sr: int = 44100) -> Pix2Pix:
     """Build and compile the GAN of a recipe (inside the current distribution strategy's scope): the generator
     ``cfg.generator`` of size ``MODELS[cfg.model]`` (`build_generator`, with ``range_db``, ``prior`` and
-    ``gate_radius``), the discriminator only when the recipe has an adversarial loss (it keeps BatchNorm, which only
-    training runs), the losses, and Adam(``cfg.lr``) with a moving average of the generator's weights when
-    ``cfg.ema`` > 0. ``policy``: the Keras dtype policy the run uses (float16 needs loss scaling)."""
+    ``gate_radius``; ``cfg.view`` on the images' ``sr``), the discriminator only when the recipe has an
+    adversarial loss (it keeps BatchNorm, which only training runs), the losses, and Adam(``cfg.lr``) with a
+    moving average of the generator's weights when ``cfg.ema`` > 0. ``policy``: the Keras dtype policy the run
+    uses (float16 needs loss scaling)."""
     sizes = MODELS[cfg.model]
-    generator = build_generator(nb_rows, nb_channels, sizes, cfg.generator, range_db, prior, cfg.norm, gate_radius)
+    generator = build_generator(nb_rows, nb_channels, sizes, cfg.generator, range_db, prior, cfg.norm, gate_radius,
+                                cfg.view, sr)
     discriminator = None if cfg.gan_loss == "none" else build_discriminator(nb_rows, nb_channels, sizes)
     gan = Pix2Pix(generator, discriminator, lambda_recon=cfg.lambda_recon, gan_loss=cfg.gan_loss,
                   recon_loss=cfg.recon_loss)

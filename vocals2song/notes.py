@@ -172,6 +172,12 @@ def _backend() -> _Backend:
                     constants.AUDIO_N_SAMPLES, constants.ANNOTATIONS_FPS)
 
 
+def require() -> None:
+    """Raise the one-line `Vocals2SongError` naming the install command unless the transcriber loads (it is loaded
+    once per process, so this costs nothing after the first call)."""
+    _backend()
+
+
 #: basic-pitch's ONNX graph: its input, and its outputs in the order its ``Model.predict`` names them
 _INPUT = "serving_default_input_2:0"
 _OUTPUTS = {"note": "StatefulPartitionedCall:1", "onset": "StatefulPartitionedCall:2",

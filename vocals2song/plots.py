@@ -27,9 +27,8 @@ from matplotlib.figure import Figure
 from vocals2song.files import atomic_path
 from vocals2song.runfolder import HISTORY_COLUMNS
 
-#: spectrogram planes are max-pooled to at most this many columns (and `MAX_DISPLAY_ROWS` rows) before drawing.
+#: spectrogram planes are max-pooled to at most this many columns before drawing.
 MAX_DISPLAY_COLUMNS = 4000
-MAX_DISPLAY_ROWS = 1024
 #: white gap, in pixels, between tiles in `strip_image`.
 STRIP_GAP = 2
 DPI = 100
@@ -81,13 +80,38 @@ def _as_plane(a: Any, what: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- spectrograms
 
 
+#: the spectrogram pictures' frequency axis: log-frequency, 3 rows per semitone from A1 to 8 kHz, so that a note
+#: is a line and an interval the same height in every register
+PICTURE_FMIN, PICTURE_FMAX, PICTURE_ROWS_PER_SEMITONE = 55.0, 8000.0, 3
+
+
+def log_picture(u: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
+    """A plane ``(nb_bins, nb_frames)``, lowest frequency first, on the pictures' log-frequency rows (lowest
+    first, 3 a semitone from `PICTURE_FMIN`), and how many octaves over `PICTURE_FMIN` they span."""
+    from vocals2song.transforms import log_frequency_matrices
+
+    top = min(PICTURE_FMAX, sr / 2)
+    per_octave = 12 * PICTURE_ROWS_PER_SEMITONE
+    nb_rows = int(np.floor(per_octave * np.log2(top / PICTURE_FMIN))) + 1
+    to_log = log_frequency_matrices(u.shape[0], sr, nb_rows, PICTURE_FMIN, PICTURE_ROWS_PER_SEMITONE)[0]
+    return np.clip(to_log @ u, 0.0, 1.0), nb_rows / per_octave
+
+
+def log_tile(tile: np.ndarray, sr: int) -> np.ndarray:
+    """A network tile's magnitude ``(nb_rows, nb_frames)`` in [0, 1], highest frequency first and without the
+    Nyquist row, on the pictures' log-frequency rows (`log_picture`), highest first as strips are drawn."""
+    plane = np.concatenate([np.asarray(tile, np.float32)[::-1], np.zeros((1, tile.shape[1]), np.float32)])
+    return log_picture(plane, sr)[0][::-1]
+
+
 def save_spectrograms(path: str | os.PathLike, panels: Sequence[tuple[str, np.ndarray]], sr: int, hop: int,
                       title: str | None = None) -> None:
     """Draw magnitude planes stacked vertically on a shared time axis and write them as PNG.
 
     ``panels``: ``(label, u)`` pairs, ``u`` of shape ``(nb_bins, nb_frames)`` in [0, 1] with the lowest
     frequency in row 0 (frame counts may differ between panels). The x axis is in seconds
-    (``frames * hop / sr``), the y axis in kHz (0 to ``sr / 2``); colormap magma, 0..1, one shared
+    (``frames * hop / sr``), the y axis a log-frequency axis from `PICTURE_FMIN` to `PICTURE_FMAX` (or Nyquist),
+    ticked at every A (the planes mapped by `transforms.log_frequency_matrices`); colormap magma, 0..1, one shared
     colorbar. Long planes are max-pooled to at most `MAX_DISPLAY_COLUMNS` columns for display.
     """
     if not panels:
@@ -96,19 +120,20 @@ def save_spectrograms(path: str | os.PathLike, panels: Sequence[tuple[str, np.nd
         raise ValueError(f"save_spectrograms: sr and hop must be positive, got sr={sr}, hop={hop}")
     planes = [(str(label), _as_plane(u, f"panel {label!r}")) for label, u in panels]
 
-    khz = sr / 2 / 1000
     longest = max(u.shape[1] for _, u in planes) * hop / sr
     fig = _new_figure(12.0, 0.6 + 2.2 * len(planes) + (0.4 if title else 0.0))
     axes = fig.subplots(len(planes), 1, sharex=True, squeeze=False)[:, 0]
     image = None
     for ax, (label, u) in zip(axes, planes):
         duration = u.shape[1] * hop / sr
-        shown = _max_pool(_max_pool(u, 1, MAX_DISPLAY_COLUMNS), 0, MAX_DISPLAY_ROWS)
+        shown, octaves = log_picture(_max_pool(u, 1, MAX_DISPLAY_COLUMNS), sr)
         image = ax.imshow(shown, origin="lower", aspect="auto", cmap=CMAP, vmin=0.0, vmax=1.0,
-                          extent=(0.0, duration, 0.0, khz), interpolation="nearest")
+                          extent=(0.0, duration, 0.0, octaves), interpolation="nearest")
         ax.set_title(label, loc="left", fontsize="medium")
-        ax.set_ylabel("frequency (kHz)")
-        ax.set_ylim(0.0, khz)
+        ax.set_ylabel("frequency (Hz)")
+        ticks = np.arange(0, int(octaves) + 1)
+        ax.set_yticks(ticks, [f"{PICTURE_FMIN * 2 ** k:g}" for k in ticks])
+        ax.set_ylim(0.0, octaves)
     axes[0].set_xlim(0.0, longest)
     axes[-1].set_xlabel("time (s)")
     fig.colorbar(image, ax=list(axes), label=COLORBAR_LABEL, fraction=0.03, pad=0.01)

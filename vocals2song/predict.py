@@ -29,6 +29,9 @@ from vocals2song.gate import floor_power, mean_power, power_scale
 from vocals2song.imagefile import EXTENSIONS, IMAGE_SUFFIXES, read_image, write_image
 from vocals2song.transforms import crop_or_pad
 
+#: where the song's phase comes from: the model's (its G channel; for a magnitude-only additive model, Griffin-Lim on
+#: the accompaniment it adds), the input vocals' (a random one where the vocals have none to give), or Griffin-Lim on
+#: the predicted song's whole magnitude
 PHASES = ("model", "vocals", "griffinlim")
 GRIFFINLIM_ITERS = 32
 #: tiles overlap by this share of the tile and are cross-faded over the overlap
@@ -196,6 +199,15 @@ class Prediction:
     meta: ImageMeta  # the predicted image's metadata
     accompaniment: np.ndarray | None = None
 
+    @property
+    def added(self) -> np.ndarray:
+        """What the model added to the vocals ``(nb_samples,)``: the accompaniment it made, or the song less the
+        vocals."""
+        if self.accompaniment is not None:
+            return self.accompaniment
+        n = min(len(self.song), len(self.vocals))
+        return self.song[:n] - self.vocals[:n]
+
 
 def vocals_input(path: Path, predictor: Predictor) -> tuple[np.ndarray, np.ndarray, ImageMeta]:
     """An audio file or encoded vocals image -> (vocals audio at the run's rate, pixels, their metadata)."""
@@ -237,8 +249,9 @@ def predict_song(vocals: np.ndarray, pixels: np.ndarray, meta: ImageMeta, predic
     if predictor.loudness_gain or (frame_db is not None and not around):
         u = loudness.apply_gain(u, u_in, predictor.loudness_gain or [0.0] * u.shape[0], meta.top_db, meta.range_db,
                                 None if around else frame_db)
-    if around:
-        return _song_around_vocals(vocals, meta, predictor, u, u_in, frame_db)
+    if around:  # the model's phase: Griffin-Lim on what it adds; the vocals': theirs, and random elsewhere
+        return _song_around_vocals(vocals, meta, predictor, u, u_in, frame_db,
+                                   "griffinlim" if phase == "model" else "random", iters)
     vocals_angle = None
     if phase == "vocals" or v is None:  # a magnitude-only model's own phase is the vocals' (where they count)
         Z_voc = _vocals_stft(vocals, meta, u.shape[1])
@@ -291,10 +304,12 @@ def added_power(u: np.ndarray, u_in: np.ndarray, meta: ImageMeta, prior: list[fl
 
 
 def _song_around_vocals(vocals: np.ndarray, meta: ImageMeta, predictor: Predictor, u: np.ndarray,
-                        u_in: np.ndarray, frame_db: np.ndarray | None = None) -> Prediction:
+                        u_in: np.ndarray, frame_db: np.ndarray | None = None, song_phase: str = "griffinlim",
+                        iters: int = GRIFFINLIM_ITERS) -> Prediction:
     """A magnitude-only additive model's song: the vocals as they are, plus the power the network adds to its
-    input (its output's power less the input's), laid on the way `baselines.mean_accompaniment` lays its mean:
-    the vocals' phase where they hold `VOCALS_PHASE_SHARE` of a bin's power, a lifted random phase elsewhere.
+    input (its output's power less the input's), laid on the way `baselines.mean_accompaniment` lays its mean
+    (`baselines.song_with`): the vocals' phase where they hold `VOCALS_PHASE_SHARE` of a bin's power, and elsewhere
+    ``song_phase``: Griffin-Lim on the added accompaniment given the vocals, or a lifted random phase.
 
     A powersum-mean model's accompaniment is never under the training mean's where that lies under the image
     floor (100 dB under a full-scale sine), in the frames its head starts at the mean: the network cannot paint
@@ -304,15 +319,14 @@ def _song_around_vocals(vocals: np.ndarray, meta: ImageMeta, predictor: Predicto
     The vocals do not go through the 8-bit image (re-synthesised from it they come back at about 40 dB SNR). The
     predicted image stores the same song at the codec's precision.
     """
-    from vocals2song.baselines import random_phase_gain, song_phase
+    from vocals2song.baselines import song_with
 
     top, span = meta.top_db, meta.range_db
     Z_voc = _vocals_stft(vocals, meta, u.shape[1])
     added = added_power(u, u_in, meta, predictor.config["model"]["prior"], predictor.gate_radius)
     if frame_db is not None:  # the fitted envelope (vocals2song.envelope), the same in every bin of a frame
         added *= np.power(10.0, frame_db / 10.0)[None, :]
-    power = np.abs(Z_voc) ** 2 + added
-    Z = np.sqrt(power) * song_phase(Z_voc, power, gain=random_phase_gain(meta.n_fft, meta.hop, meta.win, meta.window))
+    Z = song_with(Z_voc, added, meta, song_phase, iters, power=np.abs(Z_voc) ** 2 + added)
     encode, decode = codec.CODECS[predictor.meta.format][:2]
     out_pixels, split = encode(*codec.spectrogram_to_planes(Z.astype(np.complex64), top, span), span)
     out_meta = dataclasses.replace(meta, source={**(meta.source or {}), "stem": "predicted mixture"}, split=split)
@@ -320,9 +334,10 @@ def _song_around_vocals(vocals: np.ndarray, meta: ImageMeta, predictor: Predicto
     return Prediction(vocals, song, u_in, decode(out_pixels, split)[0], out_pixels, out_meta)
 
 
-def write_prediction(pred: Prediction, out: Path, name: str, predictor: Predictor) -> list[Path]:
+def write_prediction(pred: Prediction, out: Path, name: str, predictor: Predictor, midi: bool = False) -> list[Path]:
     """NAME.mixture.wav, NAME.mixture.<ext> (the predicted image), NAME.spectrograms.png (and
-    NAME.accompaniment.wav for accompaniment runs); returns the paths written."""
+    NAME.accompaniment.wav for accompaniment runs); with ``midi``, NAME.accompaniment.mid, the notes of what the
+    model added (`vocals2song.notes`), to take into a DAW. Returns the paths written."""
     from vocals2song import plots
 
     sr, hop = pred.meta.sr, pred.meta.hop
@@ -338,7 +353,13 @@ def write_prediction(pred: Prediction, out: Path, name: str, predictor: Predicto
     plots.save_spectrograms(picture, [("input vocals", pred.u_in), (f"predicted {predictor.config['target']}",
                                                                      pred.u_out)], sr, hop,
                             title=f"{name}: vocals -> song")
-    return written + [image, picture]
+    written += [image, picture]
+    if midi:
+        from vocals2song import notes
+
+        notes.write_midi(notes.transcribe(pred.added, sr), out / f"{name}.accompaniment.mid")
+        written.append(out / f"{name}.accompaniment.mid")
+    return written
 
 
 # --- the batch -------------------------------------------------------------------------------------
@@ -383,14 +404,19 @@ def find_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
 def predict(run: str | os.PathLike, inputs: list[str | os.PathLike], out: str | os.PathLike, phase: str = "model",
             add_vocals: bool | None = None, progress: Callable | None = None,
             predictor: Predictor | None = None, page: bool = True,
-            warn: Callable[[str], None] | None = None) -> tuple[list[Path], list[Failure]]:
+            warn: Callable[[str], None] | None = None, midi: bool = True) -> tuple[list[Path], list[Failure]]:
     """Predict a song for each input; returns (files written, failures). Bad inputs do not stop the batch.
 
-    Missing inputs are found before the model loads. ``page``: also write ``out/index.html`` to listen to the
-    results (`listen`). ``warn`` gets one line per input that looks wrong but is used anyway (an image of a stem
-    other than vocals).
+    Missing inputs are found before the model loads. ``midi``: also write each song's added accompaniment as notes
+    (``NAME.accompaniment.mid``); a missing transcriber is a one-line error before anything runs. ``page``: also
+    write ``out/index.html`` to listen to the results (`listen`). ``warn`` gets one line per input that looks wrong
+    but is used anyway (an image of a stem other than vocals).
     """
     check_phase(phase)  # before loading the model
+    if midi:
+        from vocals2song import notes
+
+        notes.require()
     paths = find_inputs(inputs)
     if not paths:
         raise Vocals2SongError("no audio or image inputs found", usage=True)
@@ -413,9 +439,9 @@ def predict(run: str | os.PathLike, inputs: list[str | os.PathLike], out: str | 
             warn(f"Warning: {path}: the image's metadata names the stem '{stem}', not vocals; the model expects "
                  "vocals (predicting anyway)")
         pred = predict_song(vocals, pixels, meta, predictor, phase, add_vocals)
-        written.extend(write_prediction(pred, out, names[path], predictor))
+        written.extend(write_prediction(pred, out, names[path], predictor, midi))
         if page:
-            listened.append(page_item(pred, out, names[path], predictor))
+            listened.append(page_item(pred, out, names[path], predictor, midi))
 
     failures = run_each(paths, work, lambda p: p, progress)
     if listened:
@@ -428,7 +454,7 @@ def predict(run: str | os.PathLike, inputs: list[str | os.PathLike], out: str | 
     return written, failures
 
 
-def page_item(pred: Prediction, out: Path, name: str, predictor: Predictor):
+def page_item(pred: Prediction, out: Path, name: str, predictor: Predictor, midi: bool = False):
     """A listening-page item: the spectrogram picture, the input vocals and the predicted song (and accompaniment)."""
     from vocals2song.listen import PageItem, page_audio_path, write_page_audio
 
@@ -437,4 +463,5 @@ def page_item(pred: Prediction, out: Path, name: str, predictor: Predictor):
     if pred.accompaniment is not None:
         waves[f"predicted {target}"] = pred.accompaniment
     audio_files = {label: write_page_audio(page_audio_path(out, name, label), y, sr) for label, y in waves.items()}
-    return PageItem(name, audio_files, out / f"{name}.spectrograms.png")
+    links = {"the added accompaniment's notes (MIDI)": out / f"{name}.accompaniment.mid"} if midi else {}
+    return PageItem(name, audio_files, out / f"{name}.spectrograms.png", links=links)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from vocals2song.codec import ImageMeta
-from vocals2song.config import TrainConfig
+from vocals2song.config import KEEP_BEST_BY, TrainConfig
 from vocals2song.errors import Vocals2SongError
 from vocals2song.files import write_bytes_atomic
 
@@ -45,16 +45,17 @@ SAMPLES = "samples"
 LOSSES = "losses.png"
 #: what `--no-resume` removes: the run folder's own artefacts, nothing else
 RUN_ARTEFACTS = (CONFIG, CHECKPOINTS, GENERATOR, BEST_GENERATOR, HISTORY, LOGS, SAMPLES, LOSSES)
-HISTORY_COLUMNS = ("step", "gen_total", "gen_gan", "gen_recon", "disc", "val_recon", "val_lsd")
+HISTORY_COLUMNS = ("step", "gen_total", "gen_gan", "gen_recon", "disc", "val_recon", "val_lsd", "val_harmony")
 #: history.csv columns of version-1 runs, by their current names
 OLD_HISTORY_COLUMNS = {"gen_l1": "gen_recon", "val_l1": "val_recon"}
 #: settings that must not change when a run resumes (they change what the weights mean)
 FIXED_ON_RESUME = ("codec", "model", "target")
 #: training settings that older versions had and this one no longer trains with: ``(key, value it had when off)``.
 #: A run that used one still loads and predicts; resuming it is refused.
-RETIRED = (("power_loss", 0.0, "--power-loss"), ("keep_best_by", "val_lsd", "--keep-best-by"))
+RETIRED = (("power_loss", 0.0, "--power-loss"),)
 #: model keys every version-2 run writes, with what a version-1 run that lacks one was made with
-MODEL_DEFAULTS_V1 = {"generator": "unet", "phase_repr": "angle", "norm": "batch", "gate_radius": 0, "prior": None}
+MODEL_DEFAULTS_V1 = {"generator": "unet", "phase_repr": "angle", "norm": "batch", "view": "linear", "gate_radius": 0,
+                     "prior": None}
 
 
 def upgrade(config: dict) -> dict:
@@ -88,9 +89,12 @@ def upgrade(config: dict) -> dict:
             retired[key] = value
     if training.get("gan_loss") == "lsgan":
         retired["gan_loss"] = "lsgan"
+    if training["keep_best_by"] not in KEEP_BEST_BY:  # the reconstruction loss (val_l1)
+        retired["keep_best_by"] = training["keep_best_by"]
+        training["keep_best_by"] = KEEP_BEST_BY[0]
     if retired:
         training["retired"] = retired
-    for key in ("generator", "phase_repr", "norm"):
+    for key in ("generator", "phase_repr", "norm", "view"):
         training[key] = model[key]
     training.setdefault("recipe", None)
     for figures in (config.get("best"), config.get("keep_best_start")):
@@ -235,7 +239,7 @@ def check_retired(config: dict, run: str | os.PathLike) -> None:
     """Refuse, in one line, to train on a run that used a setting this version no longer trains with."""
     retired = config["training"].get("retired")
     if retired:
-        flags = {key: flag for key, _, flag in RETIRED}
+        flags = {**{key: flag for key, _, flag in RETIRED}, "keep_best_by": "--keep-best-by"}
         used = ", ".join(f"{flags.get(k, '--' + k.replace('_', '-'))} {v}" for k, v in retired.items())
         raise Vocals2SongError(f"this run was trained with {used}, which this version no longer trains with "
                                "(docs/quality-log.md has what they measured); it still predicts and evaluates; "
@@ -251,7 +255,7 @@ def check_resume(old: dict, new: dict, run: Path) -> None:
     if was != now:
         named = [(flag, was.get(key), now.get(key))
                  for flag, key in (("--model", "preset"), ("--generator", "generator"), ("--phase-repr", "phase_repr"),
-                                   ("norm", "norm"))]
+                                   ("norm", "norm"), ("view", "view"))]
         differences += [f"the run's model is {flag} {a}, this command's {flag} {b}" for flag, a, b in named if a != b]
         if all(a == b for _, a, b in named):
             differences.append(f"the sizes of --model {now['preset']} changed since the run was made")

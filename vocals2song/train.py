@@ -19,7 +19,17 @@ import numpy as np
 from vocals2song import baselines, calibrate, runfolder, runtime, transforms
 from vocals2song import data as data_mod
 from vocals2song.codec import ImageMeta
-from vocals2song.config import GAN_LOSSES, GENERATORS, MODELS, NORMS, PHASE_REPRS, RECON_LOSSES, TrainConfig
+from vocals2song.config import (
+    GAN_LOSSES,
+    GENERATORS,
+    KEEP_BEST_BY,
+    MODELS,
+    NORMS,
+    PHASE_REPRS,
+    RECON_LOSSES,
+    VIEWS,
+    TrainConfig,
+)
 from vocals2song.errors import Vocals2SongError
 from vocals2song.gate import gate_radius
 
@@ -80,7 +90,7 @@ def train(data: str | os.PathLike, run: str | os.PathLike, cfg: TrainConfig | No
 
     with strategy.scope():
         gan = build_pix2pix(nb_rows, nb_channels, cfg, range_db=pairs.meta.range_db, prior=config["model"]["prior"],
-                            gate_radius=config["model"]["gate_radius"], policy=policy)
+                            gate_radius=config["model"]["gate_radius"], policy=policy, sr=pairs.meta.sr)
         # what a resume must find again; a recipe without a discriminator builds and checkpoints none
         networks = {"generator": gan.generator, "g_optimizer": gan.g_optimizer}
         if gan.discriminator is not None:
@@ -150,7 +160,8 @@ def _finish(run: Path, cfg: TrainConfig, pairs: data_mod.PairSet, config: dict, 
 def _check_config(cfg: TrainConfig) -> None:
     for name, value, allowed in (("model", cfg.model, MODELS), ("generator", cfg.generator, GENERATORS),
                                  ("gan-loss", cfg.gan_loss, GAN_LOSSES), ("recon-loss", cfg.recon_loss, RECON_LOSSES),
-                                 ("phase-repr", cfg.phase_repr, PHASE_REPRS), ("norm", cfg.norm, NORMS)):
+                                 ("phase-repr", cfg.phase_repr, PHASE_REPRS), ("norm", cfg.norm, NORMS),
+                                 ("view", cfg.view, VIEWS), ("keep_best_by", cfg.keep_best_by, KEEP_BEST_BY)):
         if value not in allowed:
             raise Vocals2SongError(f"unknown {name} {value!r}; use one of {', '.join(allowed)}", usage=True)
     for name in ("steps", "batch_size", "tile", "checkpoint_every", "sample_every", "log_every", "keep_checkpoints",
@@ -164,6 +175,10 @@ def _check_config(cfg: TrainConfig) -> None:
                                usage=True)
     if cfg.tile < 16:
         raise Vocals2SongError("tile must be at least 16 frames", usage=True)
+    if cfg.view == "log" and (not cfg.generator.startswith("powersum") or cfg.phase_repr != "none"):
+        raise Vocals2SongError("the log-frequency view (view log) is for additive generators of the magnitude "
+                               f"alone: use --generator powersum-mean --phase-repr none, not {cfg.generator} and "
+                               f"{cfg.phase_repr}", usage=True)
 
 
 def run_config(data, cfg: TrainConfig, pairs: data_mod.PairSet, val_names: list[str], strategy: str,
@@ -179,7 +194,7 @@ def run_config(data, cfg: TrainConfig, pairs: data_mod.PairSet, val_names: list[
         "target": pairs.target,
         "model": {"preset": cfg.model, **dataclasses.asdict(MODELS[cfg.model]), "nb_rows": nb_rows,
                   "nb_channels": nb_channels, "generator": cfg.generator, "phase_repr": cfg.phase_repr,
-                  "norm": cfg.norm, "gate_radius": 0, "prior": None},
+                  "norm": cfg.norm, "view": cfg.view, "gate_radius": 0, "prior": None},
         "training": dataclasses.asdict(cfg),
         "strategy": {"name": strategy, "replicas": replicas},
         "data": {"root": str(Path(data).resolve()), "train_pairs": len(pairs.train), "valid_pairs": len(pairs.valid),
