@@ -9,9 +9,10 @@
    ``vocals2song evaluate`` on the test split (``WORK/eval/<variant>/``), or on ``--split valid`` to choose a
    recipe without looking at the test tunes.
 4. A table of medians over the test items: lsd, mrstft, SI-SDR, loudness difference, lsd below 500 Hz, 500 Hz to
-   4 kHz and above, frame-rate buzz, harmony (chroma correlation), training time; the two baselines
-   (`vocals_only` and the gated `mean_accompaniment`) come from the first variant's report (they do not depend on
-   the model), and for each variant the items on which it beats the mean accompaniment (lsd, mrstft; what
+   4 kHz and above, frame-rate buzz, harmony (chroma correlation), the note judge's figures of the added
+   accompaniment (notes per second, pitch-class F1, note F1, consonance; the true accompaniment's own in the last
+   row), training time; the baselines (`vocals_only`, the gated `mean_accompaniment`, `parallel`) come from the
+   first variant's report (they do not depend on the model), and for each variant the items on which it beats the mean accompaniment (lsd, mrstft; what
    `evaluate`'s verdict counts). Printed, and written to ``WORK/quality.md``.
 
     python scripts/bench_quality.py [--work WORK] [--corpus DIR] [--limit 60] [--band random] [--model small]
@@ -64,6 +65,11 @@ VARIANTS: dict[str, dict] = {
     "default-tile1024": {"base": "pix2pix", **_ADDITIVE, "lambda_recon": 1000.0, "tile": 1024},
     # the default recipe, whatever it is now
     "default": {},
+    # pix2pix again: the additive generator with the PatchGAN discriminator, keep-best by the added chords
+    # (val_harmony) while val_lsd stays within 1 dB of the start's; on linear or log-frequency rows
+    "additive-gan": {"base": "additive-l2", "gan_loss": "bce", "keep_best_by": "val_harmony"},
+    "additive-gan-log": {"base": "additive-l2", "gan_loss": "bce", "keep_best_by": "val_harmony", "view": "log"},
+    "additive-l2-log": {"base": "additive-l2", "view": "log"},
     # no discriminator: L2 regression on batches of 4, Adam 1e-4, instance norm, and the moving average of the
     # weights validated and kept: its val_lsd falls below the untrained start's and stays there (the default
     # recipe at lambda 1)
@@ -89,7 +95,8 @@ def recipe_flags(variant: str, folder: Path) -> list[str]:
 COLUMNS = (("lsd", "lsd", "{:.2f}"), ("mrstft", "mrstft", "{:.3f}"), ("si_sdr", "SI-SDR", "{:.1f}"),
            ("loudness_db", "loudness dB", "{:+.1f}"), ("lsd_low", "lsd <500", "{:.2f}"),
            ("lsd_mid", "lsd 0.5-4k", "{:.2f}"), ("lsd_high", "lsd >4k", "{:.2f}"), ("buzz_db", "buzz dB", "{:.1f}"),
-           ("harmony", "harmony", "{:+.2f}"))
+           ("harmony", "harmony", "{:+.2f}"), ("notes_per_s", "notes/s", "{:.2f}"), ("pc_f1", "pc F1", "{:.2f}"),
+           ("note_f1", "note F1", "{:.2f}"), ("consonance", "consonance", "{:.2f}"))
 
 
 def cli(*args: str, log: Path | None = None) -> float:
@@ -134,7 +141,7 @@ def _medians(report: dict, exclude: set[str]) -> dict[str, dict[str, float]]:
     import numpy as np
 
     items = [item for item in report["items"] if item.get("track") not in exclude]
-    names = ["model", *report["baselines"]]
+    names = ["model", *report["baselines"], *(["truth"] if "truth" in items[0] else [])]
     return {n: {m: float(np.nanmedian([item[n][m] for item in items])) for m in items[0][n]} for n in names}
 
 
@@ -175,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
              "| estimate | " + " | ".join(title for _, title, _ in COLUMNS)
              + " | items (tracks) better than the mean | train s |",
              "|---|" + "---|" * (len(COLUMNS) + 2)]
-    baselines = None
+    baselines, truth = None, None
     for variant in variants:
         extra = "-" + args.extra.replace(" ", "") if args.extra else ""
         run = work / "runs" / f"{variant}-{args.model}-{args.steps}{extra}"
@@ -195,10 +202,13 @@ def main(argv: list[str] | None = None) -> None:
         exclude = {t.strip() for t in args.exclude.split(",") if t.strip()}
         medians = _medians(report, exclude)
         baselines = baselines or {b: medians[b] for b in report["baselines"]}
+        truth = truth or medians.get("truth")
         lines.append(row(variant, medians["model"], timing.read_text().strip(), paired_counts(report, exclude)))
         print(lines[-1], flush=True)
     for name, values in (baselines or {}).items():
         lines.append(row(name, values))
+    if truth:
+        lines.append(row("true accompaniment", truth))
     lines += ["", "train s: wall time of the `train` call that trained the run, start-up included."]
     text = "\n".join(lines) + "\n"
     (work / ("quality.md" if args.split == "test" else f"quality-{args.split}.md")).write_text(text)
