@@ -12,8 +12,8 @@
    4 kHz and above, frame-rate buzz, harmony (chroma correlation), the note judge's figures of the added
    accompaniment (notes per second, pitch-class F1, note F1, consonance; the true accompaniment's own in the last
    row), training time; the baselines (`vocals_only`, the gated `mean_accompaniment`, `parallel`) come from the
-   first variant's report (they do not depend on the model), and for each variant the items on which it beats the mean accompaniment (lsd, mrstft; what
-   `evaluate`'s verdict counts). Printed, and written to ``WORK/quality.md``.
+   first variant's report (they do not depend on the model), and for each variant the items on which it beats the
+   mean accompaniment (lsd, mrstft; what `evaluate`'s verdict counts). Printed, and written to ``WORK/quality.md``.
 
     python scripts/bench_quality.py [--work WORK] [--corpus DIR] [--limit 60] [--band random] [--model small]
         [--steps 3000] [--variants published,powersum,...] [--phase model]
