@@ -152,7 +152,7 @@ def test_the_envelope_is_kept_only_where_it_brings_validation_songs_nearer(train
     oracle = calibrate(Known(truth), pairs.train, check=pairs.valid)
     check = oracle["envelope_check"]
     assert not check["kept"] and "envelope" not in oracle and check["pairs"] == len(pairs.valid)
-    # without: only the power sum's clipping where the mixture is under the vocals (0.36 dB when written)
+    # without: only the power sum's clipping where the mixture is under the vocals (0.36 dB measured)
     assert check["lsd_without_db"] < min(0.5, check["lsd_with_db"])
     silent = calibrate(Known(vocals), pairs.train, check=pairs.valid)
     assert silent["envelope_check"]["kept"] and "envelope" in silent

@@ -89,7 +89,7 @@ def test_evaluate_reports_every_metric_and_beats_vocals_only(trained_run, train_
     assert "| lsd (lower is better) |" in (out / "report.md").read_text()
     assert (out / "metrics.png").is_file() and len(list((out / "items").glob("*.png"))) == 3
     # Training must show: on the same items, the model beats the untrained model of its config and, by 1 dB, itself
-    # deaf to the vocals. Measured (lsd, dB) over 5 sessions: trained 29.4-30.5 (CPU training is not
+    # deaf to the vocals. Measured (lsd, dB) over 5 runs: trained 29.4-30.5 (CPU training is not
     # bit-reproducible), untrained 30.76 (the kernels seeded below), deaf 33.7-35.5, vocals_only 31.9. The untrained
     # margin was 1 dB too, and failed a CI run (29.36 against 30.15) when both sides moved by their spread.
     untrained, deaf = (evaluate(trained_run, train_data, tmp_path / name, predictor=p)

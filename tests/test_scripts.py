@@ -212,7 +212,7 @@ def test_oracle_chorales_rerenders_the_notes_in_line_with_the_dataset(chorale_ru
             "true accompaniment"} <= rows.keys()
     lsd, loud = {k: float(v[1]) for k, v in rows.items()}, {k: float(v[3]) for k, v in rows.items()}
     assert lsd["true accompaniment"] < lsd["mean_accompaniment"]
-    # 0.02 dB apart when written; 0.39 when the renders skipped the codec (their detail under the image's floor,
+    # 0.02 dB apart as measured; 0.39 when the renders skipped the codec (their detail under the image's floor,
     # which the truth has not, counted against them: 4 dB at 44.1 kHz)
     assert lsd["notes on its own band"] < lsd["true accompaniment"] + 0.2
     assert abs(loud["notes on its own band"] - loud["true accompaniment"]) < 0.3
