@@ -31,6 +31,12 @@ def test_demo_runs_end_to_end(tmp_path, run_cli):
     assert report["split"] == "test" and report["nb_items"] >= 1
     assert "unseen chorale tunes" in result.output and "lower is better" in result.output
     assert "Listen" in result.output and "the model " in result.output
+    # judged by its notes, in plain words, and the notes come out as MIDI, linked from the page
+    assert "By its notes, the added accompaniment plays" in result.output and "notes per second" in result.output
+    assert "pitch-class F1" in result.output and report["truth"]["notes_per_s"] > 0
+    for item in ("chorale", "excerpt"):
+        assert (listen / f"{item}.accompaniment.mid").stat().st_size > 20
+        assert f"{item}.accompaniment.mid" in (listen / "index.html").read_text()
     if browser.find_chromium():
         from test_listen import check_page
 

@@ -293,7 +293,7 @@ def test_accompaniment_model_adds_the_vocals(small_tree, tmp_path, run_cli):
     result = run_cli("evaluate", run, ds, "--out", tmp_path / "report")  # truth = vocals + accompaniment
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["nb_items"] == 2 and set(report["baselines"]) == {"vocals_only", "mean_accompaniment"}
+    assert report["nb_items"] == 2 and set(report["baselines"]) == {"vocals_only", "mean_accompaniment", "parallel"}
 
 
 # --- inputs --------------------------------------------------------------------------------------------------

@@ -252,3 +252,16 @@ def test_bench_quality_prints_its_table(chorale_run, tmp_path):
     tracks = len({item["track"] for item in report["items"]})
     assert f"of {len(report['items'])}; " in rows["default"] and f"of {tracks} tracks |" in rows["default"]
     assert (work / "quality.md").read_text().count("| default |") == 1
+
+
+@pytest.mark.slow
+def test_judge_oracles_prints_every_case(chorale_run):
+    """The note probe on rendered chorales: every case is a row; the truth against itself scores 1, the vocals
+    alone play nothing."""
+    ds, _ = chorale_run
+    out = run_script("research/judge_oracles.py", str(ds.parent / "chorales"), "--split", "train", "--limit", "2")
+    rows = {line[:26].strip(): [float(v) for v in line[26:].split()] for line in out.splitlines()[2:]}
+    assert set(rows) == {"true vs itself", "true vs the score", "true, song's Griffin-Lim", "true, random phase",
+                         "parallel", "another track", "vocals only"}
+    assert rows["true vs itself"][1:3] == [1.0, 1.0] and rows["vocals only"][:3] == [0.0, 0.0, 0.0]
+    assert rows["true vs the score"][1] > 0.5  # the transcriber hears the score's pitch classes

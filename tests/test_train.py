@@ -54,7 +54,7 @@ def test_cli_train_writes_every_artefact(train_data, tmp_path, run_cli):
     assert config["strategy"]["replicas"] == 1 and config["training"]["tile"] == 256
     assert (run / "checkpoints" / "checkpoint").is_file() and list((run / "checkpoints").glob("ckpt-4.index"))
     lines = (run / "history.csv").read_text().splitlines()
-    assert lines[0] == "step,gen_total,gen_gan,gen_recon,disc,val_recon,val_lsd"
+    assert lines[0] == "step,gen_total,gen_gan,gen_recon,disc,val_recon,val_lsd,val_harmony"
     rows = [list(map(float, line.split(","))) for line in lines[1:]]
     assert [r[0] for r in rows] == [2, 4] and all(np.isfinite(r).all() for r in rows)
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
@@ -89,7 +89,7 @@ def test_default_recipe_keeps_the_best_and_calibrates_its_loudness(train_data, t
     result = run_cli("train", train_data, run, *quick)
     assert result.exit_code == 0, result.output
     config = json.loads((run / "config.json").read_text())
-    assert config["model"]["generator"] == "powersum-mean" and "keep_best_by" not in config["training"]
+    assert config["model"]["generator"] == "powersum-mean" and config["training"]["keep_best_by"] == "val_lsd"
     history = {int(r["step"]): float(r["val_lsd"]) for r in csv.DictReader(open(run / "history.csv"))}
     best = config["best"]
     assert config["generator"] == "generator_best.keras" and best["step"] in (0, *history)

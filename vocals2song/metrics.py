@@ -237,14 +237,14 @@ def buzz_db(y: np.ndarray, sr: int, hop: int = 256, segment: int = 1 << 15) -> f
     return float(10.0 * np.log10((line.max() + 1e-30) / (np.median(near) + 1e-30)))
 
 
-def chroma(power: np.ndarray, sr: int, n_fft: int = CHROMA_FFT) -> np.ndarray:
+def chroma(power: np.ndarray, sr: int, n_fft: int = CHROMA_FFT, fmin: float = 55.0) -> np.ndarray:
     """Power spectrogram ``(n_fft // 2 + 1, nb_frames)`` -> pitch-class profile ``(12, nb_frames)``.
 
-    Each bin between 55 Hz and 5 kHz adds its power to the pitch class nearest its centre frequency (A = 0).
+    Each bin between ``fmin`` and 5 kHz adds its power to the pitch class nearest its centre frequency (A = 0).
     Plain binning: librosa's chroma filterbank costs seconds of start-up for the same picture.
     """
     freqs = np.arange(power.shape[0]) * sr / n_fft
-    rows = np.flatnonzero((freqs >= 55.0) & (freqs <= 5000.0))
+    rows = np.flatnonzero((freqs >= fmin) & (freqs <= 5000.0))
     classes = np.round(12.0 * np.log2(freqs[rows] / 440.0)).astype(int) % 12
     out = np.zeros((12, power.shape[1]), dtype=np.float64)
     np.add.at(out, classes, power[rows])
@@ -286,15 +286,21 @@ def plane_harmony(u_in: np.ndarray, u_true: np.ndarray, u_pred: np.ndarray, rang
     """`harmony` on codec magnitude planes ``(nb_bins, nb_frames)`` (lowest frequency first; the Nyquist bin may be
     left out): the median over frames where the true added power sounds of the correlation between the chroma of
     the power the prediction adds to the input and the chroma of the power the truth adds. No phase and no audio,
-    so training can compute it on its validation tiles (history's ``val_harmony``)."""
+    so training can compute it on its validation tiles (history's ``val_harmony``).
+
+    Only the bins over the frequency where a semitone spans a bin count (725 Hz at 44.1 kHz and n_fft 1024): the
+    partials that tell the pitch classes. Under it each bin stands for several pitch classes and the chroma follows
+    the spectral envelope: with every bin from 55 Hz the mean accompaniment scored 0.91 on the one-band chorales'
+    validation tiles (the truth 1, another tune's accompaniment 0.55); from 725 Hz, 0.17 (another tune -0.07)."""
     k = range_db * np.log(10.0) / 10.0  # gate.power_scale: expm1(k u) is the power over the floor's
 
     def power(u):
         return np.expm1(k * np.asarray(u, dtype=np.float64))
 
     base = power(u_in)
-    true_acc = chroma(np.maximum(power(u_true) - base, 0.0), sr, n_fft)
-    est_acc = chroma(np.maximum(power(u_pred) - base, 0.0), sr, n_fft)
+    fmin = (sr / n_fft) / (2.0 ** (1.0 / 12.0) - 1.0)
+    true_acc = chroma(np.maximum(power(u_true) - base, 0.0), sr, n_fft, fmin)
+    est_acc = chroma(np.maximum(power(u_pred) - base, 0.0), sr, n_fft, fmin)
     return chroma_correlation(true_acc, est_acc)
 
 
