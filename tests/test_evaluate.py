@@ -85,7 +85,7 @@ def test_evaluate_reports_every_metric_and_beats_vocals_only(trained_run, train_
     for system in (report["model"], *report["baselines"].values()):
         assert set(METRICS) <= set(system) and all(np.isfinite(v) for k, v in system.items()
                                                  if k not in ("snr", "consonance", "polyphony"))
-    assert set(report["baselines"]) == {"vocals_only", "mean_accompaniment"}
+    assert set(report["baselines"]) == {"vocals_only", "mean_accompaniment", "parallel"}
     assert report["model"]["lsd"] < report["baselines"]["vocals_only"]["lsd"], report["model"]
     assert "| lsd (lower is better) |" in (out / "report.md").read_text()
     assert (out / "metrics.png").is_file() and len(list((out / "items").glob("*.png"))) == 3
