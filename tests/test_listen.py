@@ -21,8 +21,6 @@ from vocals2song.synth import synth_stems
 needs_chromium = pytest.mark.skipif(browser.find_chromium() is None,
                                     reason="chromium is not installed; scripts/setup.sh installs it "
                                            "(apt-get install chromium)")
-#: where `V2S_README_SCREENSHOT=1 pytest tests/test_listen.py -k evaluate` puts the README's picture
-README_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "listening-page.png"
 
 
 def check_page(page: Path, nb_audio: int) -> dict:
@@ -132,9 +130,6 @@ def test_evaluate_page_in_a_browser(trained_run, train_data, tmp_path, run_cli):
     assert "mean_accompaniment" in baselines
     assert len(list((out / "audio").iterdir())) == players and "(lower is better)" in text
     assert all(2.9 < p["duration"] < 3.1 for p in seen["audio"])  # each item's true length, 3 s
-    if os.environ.get("V2S_README_SCREENSHOT"):
-        png = browser.screenshot(page, tmp_path / "readme.png", size=(430, 1500))
-        Image.open(png).convert("RGB").quantize(128).save(README_SCREENSHOT, optimize=True)
 
 
 @pytest.mark.slow
