@@ -215,14 +215,14 @@ def test_song_adds_what_the_network_adds_to_the_vocals_as_they_are(monkeypatch):
     config["model"]["prior"] = baselines.prior_rows(baselines.TrainingStats(mean_power, 1), top, span)
     u_acc = np.where(np.arange(nb_frames) < 30, np.log1p(mean_power / floor)[:, None] / k, 0.001)
     u_out = np.log1p(np.expm1(k * u_in) + np.expm1(k * u_acc)) / k  # what PowerSum makes of them
-    seen, song_phase = {}, baselines.song_phase
+    seen, vocals_dominate = {}, baselines.vocals_dominate
 
-    def spy(Z_vocals, power, seed=0, gain=1.0):
+    def spy(Z_vocals, power):  # where the song's power is split into the vocals' bins and the added ones
         seen["power"] = power
-        return song_phase(Z_vocals, power, seed, gain)
+        return vocals_dominate(Z_vocals, power)
 
     monkeypatch.setattr(predict_mod, "_vocals_stft", lambda vocals, meta, n: Z_voc)
-    monkeypatch.setattr(baselines, "song_phase", spy)
+    monkeypatch.setattr(baselines, "vocals_dominate", spy)
     predictor = Predictor(config, meta, lambda t: t, 128)
     predict_mod._song_around_vocals(np.zeros(256 * (nb_frames - 1), np.float32), meta, predictor,
                                     u_out.astype(np.float32), u_in.astype(np.float32))

@@ -146,9 +146,9 @@ def song_with(Z_vocals: np.ndarray, added_power: np.ndarray, meta: ImageMeta | N
     if phase == "random":
         return np.sqrt(power) * song_phase(Z_vocals, power, gain=random_phase_gain(n_fft, hop, win, window))
     keep = vocals_dominate(Z_vocals, power)
-    fixed = np.sqrt(power) * song_phase(Z_vocals, power)  # the vocals' phase where they dominate
-    accompaniment = accompaniment_phase(Z_vocals, np.sqrt(np.maximum(added_power, 0.0)), keep, hop, win, window,
-                                        iters)
+    fixed = np.where(keep, np.sqrt(power) * _unit(Z_vocals), 0.0)  # the power sum on the vocals' phase
+    accompaniment = accompaniment_phase(Z_vocals, np.sqrt(np.maximum(added_power, 0.0)), keep, fixed, hop, win,
+                                        window, iters)
     return np.where(keep, fixed, Z_vocals + accompaniment)
 
 
@@ -159,10 +159,10 @@ def vocals_dominate(Z_vocals: np.ndarray, power: np.ndarray) -> np.ndarray:
     return (magnitude**2 >= VOCALS_PHASE_SHARE * power) & (magnitude > 0)
 
 
-def accompaniment_phase(Z_vocals: np.ndarray, magnitude: np.ndarray, keep: np.ndarray, hop: int, win: int,
-                        window: str = "hann", iters: int = GRIFFINLIM_ITERS, seed: int = 0) -> np.ndarray:
+def accompaniment_phase(Z_vocals: np.ndarray, magnitude: np.ndarray, keep: np.ndarray, fixed: np.ndarray, hop: int,
+                        win: int, window: str = "hann", iters: int = GRIFFINLIM_ITERS, seed: int = 0) -> np.ndarray:
     """An accompaniment of ``magnitude`` ``(nb_bins, nb_frames)`` with a phase found by Griffin-Lim given the vocals:
-    each iteration lays the song (the vocals, the accompaniment, and the power-summed bins ``keep`` held fixed),
+    each iteration lays the song (the vocals, the accompaniment, and the bins ``keep`` held at ``fixed``),
     makes its waveform and takes that waveform's STFT again, and the accompaniment keeps the phase of what the
     song's STFT holds beyond the vocals (fast Griffin-Lim, Perraudin et al. 2013, as librosa's: a momentum of
     `GRIFFINLIM_MOMENTUM`). It starts from a seeded random phase. Returns the complex accompaniment, 0 in ``keep``.
@@ -172,7 +172,6 @@ def accompaniment_phase(Z_vocals: np.ndarray, magnitude: np.ndarray, keep: np.nd
     n_fft = 2 * (Z_vocals.shape[0] - 1)
     nb_frames = Z_vocals.shape[1]
     length = hop * (nb_frames - 1)
-    fixed = np.where(keep, np.sqrt(np.abs(Z_vocals) ** 2 + magnitude**2) * _unit(Z_vocals), 0.0)
     free = ~keep & (magnitude > 0)
     angles = np.random.default_rng(seed).uniform(-np.pi, np.pi, Z_vocals.shape)
     estimate = np.where(free, magnitude * np.exp(1j * angles), 0.0)

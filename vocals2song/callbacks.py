@@ -101,11 +101,11 @@ class RunState:
         targets add (`metrics.plane_harmony`, history's ``val_harmony``), averaged over the tiles where it is
         defined: whether the added accompaniment plays the true one's pitch classes."""
         inputs = getattr(self, "_val_x_magnitudes", None)
-        if inputs is None:
+        if inputs is None:  # the tiles are fixed: their magnitudes once per run (val_lsd keeps the targets')
             inputs = self._val_x_magnitudes = self.magnitudes(self.val_x)
-            self._val_y_magnitudes = getattr(self, "_val_y_magnitudes", None)
-        targets = self.magnitudes(self.val_y) if getattr(self, "_val_y_magnitudes", None) is None \
-            else self._val_y_magnitudes
+        targets = getattr(self, "_val_y_magnitudes", None)
+        if targets is None:
+            targets = self._val_y_magnitudes = self.magnitudes(self.val_y)
         predicted = self.magnitudes(pred)
         scores = [plane_harmony(x[::-1], y[::-1], p[::-1], self.meta.range_db, self.meta.sr, self.meta.n_fft)
                   for x, y, p in zip(inputs, targets, predicted)]  # lowest frequency first

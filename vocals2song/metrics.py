@@ -27,6 +27,7 @@ import numpy as np
 
 from vocals2song import audio
 from vocals2song.errors import Vocals2SongError
+from vocals2song.gate import power_scale
 
 #: Added to the energies in `si_sdr`: machine epsilon, far below the energy of any audible signal,
 #: so it only matters when a signal is (near) digital silence, where it turns 0/0 into a number.
@@ -292,7 +293,7 @@ def plane_harmony(u_in: np.ndarray, u_true: np.ndarray, u_pred: np.ndarray, rang
     partials that tell the pitch classes. Under it each bin stands for several pitch classes and the chroma follows
     the spectral envelope: with every bin from 55 Hz the mean accompaniment scored 0.91 on the one-band chorales'
     validation tiles (the truth 1, another tune's accompaniment 0.55); from 725 Hz, 0.17 (another tune -0.07)."""
-    k = range_db * np.log(10.0) / 10.0  # gate.power_scale: expm1(k u) is the power over the floor's
+    k = power_scale(range_db)  # expm1(k u) is the power over the floor's
 
     def power(u):
         return np.expm1(k * np.asarray(u, dtype=np.float64))

@@ -8,6 +8,8 @@ TensorFlow ops; `pixel_scale` is the one place that says what full scale is.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from vocals2song import codec
@@ -119,6 +121,7 @@ def log_frequencies(nb_rows: int = LOG_ROWS, fmin: float = LOG_FMIN,
     return fmin * 2.0 ** (np.arange(nb_rows) / (12.0 * per_semitone))
 
 
+@functools.lru_cache(maxsize=16)
 def log_frequency_matrices(nb_bins: int, sr: int, nb_rows: int = LOG_ROWS, fmin: float = LOG_FMIN,
                            per_semitone: int = LOG_ROWS_PER_SEMITONE) -> tuple[np.ndarray, np.ndarray]:
     """The fixed maps between STFT rows and log-frequency rows, both lowest frequency first:
@@ -131,7 +134,8 @@ def log_frequency_matrices(nb_bins: int, sr: int, nb_rows: int = LOG_ROWS, fmin:
     resolves (E3 at 44.1 kHz and n_fft 1024, C2 at 4096). ``from_log`` is its pseudo-inverse over the STFT rows
     the view sees, so a plane comes back exactly where the log rows are finer than the bins (up to about 2.2 kHz
     at n_fft 1024) and smoothed above (1.7 dB RMS on synthetic music); rows outside the view (under ``fmin``, over
-    the top row) get nothing (all-zero rows). Meant for planes in dB (the codec's ``u``)."""
+    the top row) get nothing (all-zero rows). Meant for planes in dB (the codec's ``u``). Made once per geometry
+    (cached: the pictures and the network's views ask again and again); the arrays are read-only."""
     bin_hz = sr / 2.0 / (nb_bins - 1)
     bins = np.arange(nb_bins) * bin_hz
     centres = log_frequencies(nb_rows, fmin, per_semitone)
@@ -142,7 +146,9 @@ def log_frequency_matrices(nb_bins: int, sr: int, nb_rows: int = LOG_ROWS, fmin:
     to_log = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
     from_log = np.linalg.pinv(to_log)
     from_log[weights.sum(axis=0) == 0] = 0.0
-    return to_log.astype(np.float32), from_log.astype(np.float32)
+    to_log, from_log = to_log.astype(np.float32), from_log.astype(np.float32)
+    to_log.flags.writeable = from_log.flags.writeable = False
+    return to_log, from_log
 
 
 def to_log_rows(u: np.ndarray, to_log: np.ndarray) -> np.ndarray:
